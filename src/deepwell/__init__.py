@@ -1,0 +1,18 @@
+"""deepwell: from raw data to a trained, evaluated, explained deep network.
+
+    import deepwell as dw
+    model = dw.train("data.csv", target="y")
+    model.predict(new_rows)
+"""
+
+__version__ = "0.1.0"
+
+from deepwell.config import ColumnConfig, Config, ModelConfig, SplitConfig, TrainingConfig  # noqa: E402
+from deepwell.data.inference import profile_table as describe_table  # noqa: E402
+from deepwell.errors import ConfigError, DataError, DeepwellError, DeepwellWarning, ModelFileError  # noqa: E402
+from deepwell.model import Model, load  # noqa: E402
+from deepwell.workflow import train  # noqa: E402
+
+__all__ = ["train", "load", "Model", "Config", "ColumnConfig", "ModelConfig", "SplitConfig", "TrainingConfig",
+           "describe_table", "DeepwellError", "DataError", "ConfigError", "ModelFileError", "DeepwellWarning",
+           "__version__"]

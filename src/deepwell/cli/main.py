@@ -1,0 +1,173 @@
+"""deepwell command line. Each command parses its arguments, calls the Python API and renders the result.
+
+Errors a user can cause (DeepwellError) are printed as one paragraph and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from deepwell import __version__
+from deepwell.cli import render
+from deepwell.errors import DeepwellError
+
+app = typer.Typer(help="deepwell: train, evaluate and use deep networks on your own data.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+DataArg = Annotated[Path, typer.Argument(help="Table file: CSV, TSV, Parquet or JSONL.", show_default=False)]
+ModelArg = Annotated[Path, typer.Argument(help="Run folder or model folder.", show_default=False)]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    errors.print(f"[yellow]note:[/] {message}", highlight=False)
+
+
+def run() -> None:
+    """Entry point: the console script calls this, so every command shares one error handler."""
+    warnings.showwarning = _show_warning
+    try:
+        app()  # standalone: typer handles usage errors (exit 2) and Ctrl-C itself
+    except DeepwellError as exc:
+        errors.print(Panel(str(exc), title="[red]deepwell error[/]", title_align="left", expand=False),
+                     highlight=False)
+        sys.exit(2)
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[Path], typer.Argument(help="Table file (not needed with --resume).",
+                                                   show_default=False)] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for run folders.")] = Path("runs"),
+    name: Annotated[Optional[str], typer.Option(help="Run folder name (default: data name + time).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.", min=1)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
+    import deepwell
+
+    if data is None and resume is None:
+        raise typer.BadParameter("give a DATA file, or --resume RUN_DIR")
+    if resume is None and target is None and config is None:
+        raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
+    model = deepwell.train(data, target, config=config, output=output, name=name, epochs=epochs, seed=seed,
+                           quiet=quiet, resume=resume)
+    metrics = model.metrics
+    info = metrics["training"]
+    if info["stop_reason"] == "interrupted":
+        errors.print(f"[yellow]interrupted:[/] kept the best model so far (epoch {info['best_epoch']}); "
+                     f"continue with: deepwell train --resume {model.run_dir}")
+    console.print(f"[bold]{model.task}[/] model for [bold]{model.target}[/]: {info['parameters']:,} parameters, "
+                  f"best epoch {info['best_epoch']} of {info['epochs_run']} ({info['stop_reason']}), "
+                  f"{info['seconds']:.1f}s on {info['device']}")
+    result = metrics["test"] or metrics["validation"]
+    render.print_evaluation(console, result, model.task, "test split" if metrics["test"] else "validation split")
+    console.print(f"run folder: [bold]{model.run_dir}[/]")
+
+
+@app.command()
+def predict(
+    model: ModelArg, data: DataArg,
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output table (default: CSV to stdout).")]
+    = None,
+) -> None:
+    """Add prediction (and class probability) columns to DATA."""
+    import deepwell
+    from deepwell.data.io import write_table
+
+    table = deepwell.load(model).predict_table(data)
+    if out is None:
+        table.to_csv(sys.stdout, index=False)
+    else:
+        write_table(table, out)
+        errors.print(f"wrote {len(table)} predictions to {out}")
+
+
+@app.command()
+def evaluate(model: ModelArg, data: DataArg) -> None:
+    """Evaluate a saved model on labelled DATA, beside the trivial baseline."""
+    import deepwell
+
+    loaded = deepwell.load(model)
+    render.print_evaluation(console, loaded.evaluate(data), loaded.task, str(data))
+
+
+@app.command()
+def describe(
+    data: DataArg,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Mark the target column.")] = None,
+) -> None:
+    """Show each column's inferred type, missing values and distinct values."""
+    from deepwell.data.inference import profile_table
+    from deepwell.data.io import read_table
+
+    frame = read_table(data)
+    console.print(render.profile_table(profile_table(frame, target), f"{data}: {len(frame)} rows"))
+
+
+@app.command("init-config")
+def init_config(
+    data: DataArg,
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
+) -> None:
+    """Write the inferred configuration as YAML, to edit and pass back with --config."""
+    from deepwell.data.io import read_table
+    from deepwell.runs.files import write_text
+    from deepwell.workflow import load_config, resolve_config
+
+    frame = read_table(data)
+    config = resolve_config(frame, load_config(None, target), str(data))
+    text = f"# deepwell configuration inferred from {data}; edit and use with --config\n" + config.to_yaml()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_text(out, text)
+        errors.print(f"wrote {out}")
+
+
+@app.command()
+def info(model: ModelArg) -> None:
+    """Describe a saved model: task, inputs, architecture, size and (for a run folder) its metrics."""
+    import deepwell
+
+    loaded = deepwell.load(model)
+    arch = loaded.network.architecture["model"]
+    console.print(f"[bold]{loaded.task}[/] model predicting [bold]{loaded.target}[/] — "
+                  f"{loaded.parameter_count:,} parameters, deepwell {loaded.meta.get('deepwell_version')}")
+    if loaded.classes_:
+        console.print(f"classes: {', '.join(map(str, loaded.classes_))}")
+    console.print(f"network: {arch['hidden_layers']} hidden layers × {arch['hidden_width']} "
+                  f"({arch['activation']}, {arch['normalization']} norm, dropout {arch['dropout']}"
+                  f"{', residual' if arch['residual'] else ''})")
+    inputs = Table(title="inputs", title_justify="left")
+    inputs.add_column("column")
+    inputs.add_column("type")
+    for feature in loaded.preprocessor.features:
+        inputs.add_row(feature.name, feature.type)
+    console.print(inputs)
+    if loaded.metrics.get("test"):
+        render.print_evaluation(console, loaded.metrics["test"], loaded.task, "test split (at training)")
+
+
+@app.command()
+def version() -> None:
+    """Print deepwell's version."""
+    console.print(__version__)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,70 @@
+"""Rich renderings shared by the commands: evaluation beside the baseline, column profiles, model info."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from deepwell.data.inference import ColumnProfile
+from deepwell.evaluation.metrics import higher_is_better
+
+SUMMARY = {"binary": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
+           "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
+           "regression": ["rmse", "mae", "r2"]}
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def evaluation_table(result: dict[str, Any], task: str, title: str) -> Table:
+    table = Table(title=f"{title} ({result['rows']} rows)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    table.add_column("", justify="left")
+    for name in SUMMARY[task]:
+        model, base = result["model"].get(name), result["baseline"].get(name)
+        better = ""
+        if model is not None and base is not None:
+            better = "[green]better[/]" if (model > base) == higher_is_better(name) and model != base else \
+                "[red]not better[/]"
+        table.add_row(name, _fmt(model), _fmt(base), better)
+    return table
+
+
+def class_tables(result: dict[str, Any]) -> list[Table]:
+    model = result["model"]
+    if "per_class" not in model:
+        return []
+    classes = list(model["per_class"])
+    matrix = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    matrix.add_column("")
+    for c in classes:
+        matrix.add_column(c, justify="right")
+    for c, row in zip(classes, model["confusion_matrix"]):
+        matrix.add_row(c, *map(str, row))
+    per_class = Table(title="per class", title_justify="left")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(col, justify="left" if col == "class" else "right")
+    for c, s in model["per_class"].items():
+        per_class.add_row(c, _fmt(s["precision"]), _fmt(s["recall"]), _fmt(s["f1"]), str(s["support"]))
+    return [matrix, per_class]
+
+
+def print_evaluation(console: Console, result: dict[str, Any], task: str, title: str) -> None:
+    console.print(evaluation_table(result, task, title))
+    for table in class_tables(result):
+        console.print(table)
+
+
+def profile_table(profiles: list[ColumnProfile], source: str) -> Table:
+    table = Table(title=f"{source}", title_justify="left")
+    for col in ("column", "type", "dtype", "missing", "distinct", "examples", "note"):
+        table.add_column(col, overflow="fold")
+    for p in profiles:
+        kind = f"[bold]{p.type}[/]" if p.type not in ("id", "empty") else f"[dim]{p.type}[/]"
+        table.add_row(p.name, kind, p.dtype, str(p.missing), str(p.distinct), ", ".join(p.examples), p.note)
+    return table

@@ -1,0 +1,127 @@
+"""The typed configuration: everything a YAML config can say, validated by pydantic.
+
+`Config` is the single source of truth for a run; the fully resolved version (inferred column types,
+automatic batch size, task) is written to the run folder as `config.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from deepwell.errors import ConfigError
+
+ColumnType = Literal["number", "binary", "category", "text", "datetime", "id", "ignore"]
+"""`id` and `ignore` columns are not used as inputs; every other type has a feature and an encoder."""
+
+Task = Literal["auto", "binary", "multiclass", "regression"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ColumnConfig(_Strict):
+    """How one input column is read; options that do not apply to its type are ignored."""
+
+    type: ColumnType
+    min_frequency: int = Field(2, ge=1, description="category/text: rarer values go to the unknown bucket")
+    max_vocabulary: int = Field(20000, ge=2, description="category/text: most frequent values kept")
+    max_tokens: int = Field(64, ge=1, description="text: tokens kept per value")
+    embedding_dim: int | None = Field(None, ge=1, description="category/text: None picks by cardinality")
+
+
+class SplitConfig(_Strict):
+    """Train/validation/test split: fractions of one file, a split column, or separate files."""
+
+    train: float = Field(0.70, gt=0, lt=1)
+    validation: float = Field(0.15, gt=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+    stratify: bool = True
+    column: str | None = Field(None, description="column with values train/validation/test (or val/valid)")
+    validation_file: Path | None = None
+    test_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions train+validation+test must sum to 1, got {total:g}")
+        return self
+
+
+class ModelConfig(_Strict):
+    """The network after the per-column encoders: an MLP trunk and a task head."""
+
+    hidden_layers: int = Field(3, ge=0)
+    hidden_width: int = Field(256, ge=1)
+    activation: Literal["relu", "gelu", "silu", "tanh"] = "gelu"
+    dropout: float = Field(0.2, ge=0, lt=1)
+    normalization: Literal["batch", "layer", "none"] = "layer"
+    residual: bool = True
+    embedding_dropout: float = Field(0.0, ge=0, lt=1)
+    numeric_embedding: Literal["periodic", "none"] = Field(
+        "periodic", description="periodic: learned sin/cos embeddings per number; none: numbers as they are")
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(60, ge=1, description="upper bound; early stopping usually ends sooner")
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
+    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
+    patience: int = Field(8, ge=1, description="epochs without improvement before stopping")
+    monitor: str = Field("loss", description="validation value for early stopping: loss or a metric name")
+    class_weight: Literal["none", "balanced"] = "none"
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mixed_precision: bool = Field(True, description="bfloat16/float16 autocast when training on CUDA")
+    checkpoint_every: int = Field(1, ge=1, description="epochs between crash-safe checkpoints")
+
+
+class Config(_Strict):
+    """A whole run: what to predict, how columns are read, how the data is split, the network, training."""
+
+    target: str
+    task: Task = "auto"
+    columns: dict[str, ColumnConfig] = Field(default_factory=dict)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json")
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: object) -> Config:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"Config file {path} does not exist.") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"Config file {path} is not readable YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"Config file {path} must hold a mapping (key: value), got {type(raw).__name__}.")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.validate_dict(raw, source=str(path))
+
+    @classmethod
+    def validate_dict(cls, raw: dict, source: str = "config") -> Config:
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source} is not a valid deepwell configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Infer what each column holds (number, binary, category, text, datetime, id) and what the task is.
+
+Inference looks at values, not only dtypes: numbers stored as strings are numbers, dates stored as
+strings are dates, unique-per-row codes are IDs. Every choice can be overridden in the config.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from deepwell.config import Task
+from deepwell.errors import DataError
+
+SAMPLE_ROWS = 2000
+PARSE_SHARE = 0.95  # share of non-missing values that must parse for a string column to be numeric/date
+_DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$")
+_ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key|index)$", re.IGNORECASE)
+
+
+@dataclass
+class ColumnProfile:
+    """What `deepwell describe` shows for one column."""
+
+    name: str
+    type: str  # a ColumnType, or "empty" when every value is missing
+    dtype: str
+    missing: int
+    distinct: int
+    examples: list[str]
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def infer_column_type(series: pd.Series) -> tuple[str, str]:
+    """Return (type, note). Type "empty" means every value is missing."""
+    values = series.dropna()
+    if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
+        values = values[values.astype(str).str.strip() != ""]
+    n = len(values)
+    if n == 0:
+        return "empty", "all values missing"
+    if pd.api.types.is_bool_dtype(values):
+        return "binary", ""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "datetime", "expanded to year, month, day, day of week, hour"
+    if pd.api.types.is_numeric_dtype(values):
+        return _numeric_type(series.name, values)
+    text = values.astype(str).str.strip()
+    sample = text.sample(min(SAMPLE_ROWS, n), random_state=0) if n > SAMPLE_ROWS else text
+    numeric = pd.to_numeric(sample, errors="coerce")
+    if numeric.notna().mean() >= PARSE_SHARE:
+        kind, note = _numeric_type(series.name, pd.to_numeric(text, errors="coerce").dropna())
+        bad = int(pd.to_numeric(text, errors="coerce").isna().sum())
+        if bad:
+            note = (note + "; " if note else "") + f"{bad} non-numeric value(s) treated as missing"
+        return kind, note
+    if sample.str.match(_DATE_LIKE).mean() >= PARSE_SHARE and _parse_dates(sample).notna().mean() >= PARSE_SHARE:
+        return "datetime", "expanded to year, month, day, day of week, hour"
+    distinct = text.nunique()
+    if distinct == 2:
+        return "binary", ""
+    words = sample.str.split().str.len().mean()
+    if words >= 3 or (distinct / n > 0.5 and sample.str.len().mean() >= 20):
+        return "text", f"free text, {words:.1f} words on average"
+    if distinct == n and n >= 10:
+        return "id", "unique per row: dropped (an identifier carries no pattern)"
+    return "category", ""
+
+
+def _numeric_type(name: object, values: pd.Series) -> tuple[str, str]:
+    distinct = values.nunique()
+    if distinct == 2:
+        return "binary", ""
+    is_integer = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+    if is_integer and distinct == len(values) and len(values) >= 10:
+        ordered = np.sort(values.to_numpy(dtype=float))
+        consecutive = bool(np.all(np.diff(ordered) == 1))
+        if consecutive or _ID_NAME.search(str(name)):
+            return "id", "unique integer per row: dropped (an identifier carries no pattern)"
+    if distinct == 1:
+        return "number", "constant: carries no information"
+    return "number", ""
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, errors="coerce", format="mixed")
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    """Parse a column to datetimes; unparseable values become NaT (the caller decides if that is an error)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    return _parse_dates(values.astype("string"))
+
+
+def profile_table(frame: pd.DataFrame, target: str | None = None) -> list[ColumnProfile]:
+    profiles = []
+    for name in frame.columns:
+        series = frame[name]
+        kind, note = infer_column_type(series)
+        if name == target:
+            note = f"target ({infer_task(series, name)})"
+        examples = [str(v)[:40] for v in series.dropna().unique()[:3]]
+        profiles.append(ColumnProfile(
+            name=name, type=kind, dtype=str(series.dtype), missing=int(series.isna().sum()),
+            distinct=int(series.nunique()), examples=examples, note=note,
+        ))
+    return profiles
+
+
+def infer_task(target: pd.Series, name: str = "target") -> Task:
+    """binary for two classes, multiclass for few discrete values or labels, regression for real numbers."""
+    values = target.dropna()
+    if len(values) == 0:
+        raise DataError(f"Target column {name!r} has no values (every row is empty).")
+    distinct = values.nunique()
+    if distinct == 2 or pd.api.types.is_bool_dtype(values):
+        return "binary"
+    if not pd.api.types.is_numeric_dtype(values):
+        as_numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+        if as_numbers.notna().mean() >= PARSE_SHARE:
+            values = as_numbers.dropna()
+        else:
+            return "multiclass"
+    numbers = values.to_numpy(dtype=float)
+    is_integer = bool(np.all(np.mod(numbers, 1) == 0))
+    if is_integer and distinct <= 20 and distinct <= 0.1 * len(values):
+        return "multiclass"
+    return "regression"

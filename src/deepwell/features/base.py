@@ -1,0 +1,77 @@
+"""The contract every column type follows: fit on training values, transform to arrays, state as JSON."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from deepwell.config import ColumnConfig
+from deepwell.errors import DataError
+
+
+class Feature(ABC):
+    """One input column. Subclasses set `type` and `block`.
+
+    block "numeric": transform gives float32 [rows, width]; all such blocks are concatenated into one
+    matrix so the network handles every numeric-like column in a single operation.
+    block "own": transform gives the column's own array and `encoder_spec` describes its encoder.
+    """
+
+    type: ClassVar[str]
+    block: ClassVar[str] = "numeric"
+
+    def __init__(self, name: str, options: ColumnConfig) -> None:
+        self.name = name
+        self.options = options
+
+    @abstractmethod
+    def fit(self, values: pd.Series) -> None: ...
+
+    @abstractmethod
+    def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
+        """strict=True (prediction) refuses values of the wrong type instead of treating them as missing."""
+
+    @abstractmethod
+    def get_state(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def set_state(self, state: dict[str, Any]) -> None: ...
+
+    def output_names(self) -> list[str]:
+        """Names of the numeric outputs (numeric block only), for explanations and debugging."""
+        return [self.name]
+
+    def encoder_spec(self) -> dict[str, Any]:
+        """Architecture of this column's encoder (own block only), saved as JSON."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {"type": self.type, "options": self.options.model_dump(mode="json"), **self.get_state()}
+
+
+def value_key(value: Any) -> str:
+    """Canonical string for a categorical value, so 1, 1.0 and '1' from different files agree."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(value).strip()
+
+
+def keys_of(values: pd.Series) -> pd.Series:
+    """value_key over a column (object dtype out); missing values and blank strings become None."""
+    keys = values.map(value_key, na_action="ignore").astype(object)
+    return keys.where(values.notna() & (keys != ""), None)
+
+
+def wrong_values_error(column: str, values: pd.Series, bad: pd.Series, expected: str) -> DataError:
+    rows = bad[bad].index[:5].tolist()
+    shown = ", ".join(f"row {r}: {values.loc[r]!r}" for r in rows)
+    more = f" (and {int(bad.sum()) - len(rows)} more)" if bad.sum() > len(rows) else ""
+    return DataError(f"Column {column!r} expects {expected}, but {int(bad.sum())} value(s) are not: "
+                     f"{shown}{more}.")

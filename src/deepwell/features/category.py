@@ -1,0 +1,45 @@
+"""Categories: a vocabulary of frequent values, an unknown bucket and a missing bucket, then an embedding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepwell.features.base import Feature, keys_of
+
+UNKNOWN, MISSING = 0, 1  # reserved indices; vocabulary values start at 2
+
+
+def embedding_size(cardinality: int) -> int:
+    """fastai's rule of thumb, capped so embeddings stay small beside the MLP."""
+    return int(min(64, max(2, round(1.6 * cardinality**0.56))))
+
+
+class CategoryFeature(Feature):
+    type = "category"
+    block = "own"
+
+    def fit(self, values: pd.Series) -> None:
+        counts = keys_of(values).value_counts()
+        counts = counts[counts >= self.options.min_frequency]
+        self.vocabulary = counts.index[: self.options.max_vocabulary].tolist()
+
+    def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
+        lookup = {key: i + 2 for i, key in enumerate(self.vocabulary)}
+        keys = keys_of(values)
+        codes = np.array(keys.map(lookup).fillna(UNKNOWN), dtype=np.int64)
+        codes[keys.isna().to_numpy(dtype=bool)] = MISSING
+        return codes
+
+    def encoder_spec(self) -> dict[str, Any]:
+        size = len(self.vocabulary) + 2
+        return {"kind": "embedding", "num_embeddings": size,
+                "dim": self.options.embedding_dim or embedding_size(size)}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"vocabulary": self.vocabulary}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.vocabulary = list(state["vocabulary"])

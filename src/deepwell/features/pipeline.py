@@ -1,0 +1,106 @@
+"""The Preprocessor: every input column's feature plus the target, fitted on the training split only.
+
+`transform` turns a table into the network's input: {"numeric": float32 [rows, width], <column>: array}
+for columns with their own encoder. Tensors are built once per table, never per batch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepwell.config import ColumnConfig
+from deepwell.errors import DataError, warn
+from deepwell.features.base import Feature
+from deepwell.features.binary import BinaryFeature
+from deepwell.features.category import CategoryFeature
+from deepwell.features.datetime import DatetimeFeature
+from deepwell.features.number import NumberFeature
+from deepwell.features.target import TargetEncoder
+from deepwell.features.text import TextFeature
+
+FEATURE_TYPES: dict[str, type[Feature]] = {
+    cls.type: cls for cls in (NumberFeature, BinaryFeature, CategoryFeature, TextFeature, DatetimeFeature)
+}
+NUMERIC_BLOCK = "numeric"
+STATE_VERSION = 1
+
+
+class Preprocessor:
+    def __init__(self, features: list[Feature], target: TargetEncoder) -> None:
+        self.features = features
+        self.target = target
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, columns: dict[str, ColumnConfig], target: TargetEncoder) -> Preprocessor:
+        features = []
+        for name, options in columns.items():
+            if options.type in FEATURE_TYPES:
+                feature = FEATURE_TYPES[options.type](name, options)
+                feature.fit(train[name])
+                features.append(feature)
+        if not features:
+            raise DataError("No usable input columns: every column is the target, an ID, or ignored.")
+        target.fit(train[target.name])
+        return cls(features, target)
+
+    @property
+    def input_columns(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def numeric_names(self) -> list[str]:
+        return [name for f in self.features if f.block == NUMERIC_BLOCK for name in f.output_names()]
+
+    def check_columns(self, frame: pd.DataFrame, source: str = "data") -> None:
+        """Missing input columns are an error; extra ones are ignored, said once."""
+        missing = [c for c in self.input_columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{source} lacks input column(s) the model needs: {', '.join(map(repr, missing))}. "
+                            f"The model was trained on: {', '.join(self.input_columns)}.")
+        extra = [c for c in frame.columns if c not in self.input_columns and c != self.target.name]
+        if extra:
+            shown = ", ".join(map(repr, extra[:10])) + (" …" if len(extra) > 10 else "")
+            warn(f"{source}: ignoring {len(extra)} column(s) the model does not use: {shown}.")
+
+    def transform(self, frame: pd.DataFrame, strict: bool = False) -> dict[str, torch.Tensor]:
+        inputs: dict[str, torch.Tensor] = {}
+        numeric = [f.transform(frame[f.name], strict) for f in self.features if f.block == NUMERIC_BLOCK]
+        if numeric:
+            inputs[NUMERIC_BLOCK] = torch.from_numpy(np.concatenate(numeric, axis=1))
+        for feature in self.features:
+            if feature.block != NUMERIC_BLOCK:
+                inputs[feature.name] = torch.from_numpy(feature.transform(frame[feature.name], strict))
+        return inputs
+
+    def transform_target(self, frame: pd.DataFrame) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.target.transform(frame[self.target.name])))
+
+    def encoder_specs(self) -> dict[str, dict[str, Any]]:
+        specs: dict[str, dict[str, Any]] = {}
+        width = len(self.numeric_names())
+        if width:
+            specs[NUMERIC_BLOCK] = {"kind": "numeric", "width": width}
+        for feature in self.features:
+            if feature.block != NUMERIC_BLOCK:
+                specs[feature.name] = feature.encoder_spec()
+        return specs
+
+    def state(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "target": self.target.state(),
+                "features": [{"name": f.name, **f.state()} for f in self.features]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.state(), indent=1, ensure_ascii=False)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Preprocessor:
+        features = []
+        for item in state["features"]:
+            feature = FEATURE_TYPES[item["type"]](item["name"], ColumnConfig.model_validate(item["options"]))
+            feature.set_state(item)
+            features.append(feature)
+        return cls(features, TargetEncoder.from_state(state["target"]))

@@ -1,0 +1,79 @@
+"""Per-column-type encoders. Each maps its input tensor to a [batch, output_dim] float tensor."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class NumericEncoder(nn.Module):
+    """The concatenated numeric block goes to the trunk as it is: it is already standardised."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.output_dim = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class PeriodicNumericEncoder(nn.Module):
+    """Periodic embeddings of numbers (Gorishniy et al., 2022, "PLR"): each value x becomes
+    ReLU(W_f [cos(2π c_f x), sin(2π c_f x)] + b_f) with trainable frequencies c_f per feature f.
+
+    Lets an MLP fit sharp, non-monotonic effects of a single number that a linear first layer cannot.
+    """
+
+    def __init__(self, width: int, frequencies: int = 16, dim: int = 16, sigma: float = 0.1) -> None:
+        super().__init__()
+        self.frequencies = nn.Parameter(torch.randn(width, frequencies) * sigma)
+        bound = 1 / math.sqrt(2 * frequencies)
+        self.weight = nn.Parameter(torch.empty(width, 2 * frequencies, dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(width, dim).uniform_(-bound, bound))
+        self.output_dim = width * dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = 2 * math.pi * self.frequencies * x.unsqueeze(-1)
+        features = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+        embedded = torch.einsum("bfk,fkd->bfd", features, self.weight) + self.bias
+        return torch.relu(embedded).flatten(1)
+
+
+class CategoryEncoder(nn.Module):
+    def __init__(self, num_embeddings: int, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_embeddings, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = dim
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.embedding(codes))
+
+
+class BagOfTokensEncoder(nn.Module):
+    """Mean of token embeddings, padding excluded: a fast, strong baseline for short texts."""
+
+    def __init__(self, num_embeddings: int, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(num_embeddings, dim, mode="mean", padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = dim
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.bag(tokens))
+
+
+def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str = "none") -> nn.Module:
+    kind = spec["kind"]
+    if kind == "numeric":
+        if numeric_embedding == "periodic":
+            return PeriodicNumericEncoder(int(spec["width"]))
+        return NumericEncoder(int(spec["width"]))
+    if kind == "embedding":
+        return CategoryEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
+    if kind == "bag":
+        return BagOfTokensEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
+    raise ValueError(f"unknown encoder kind {kind!r}")

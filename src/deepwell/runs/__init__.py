@@ -1,0 +1,1 @@
+"""Run folders and model folders: layout, atomic file writes, saving and loading (safetensors + JSON)."""

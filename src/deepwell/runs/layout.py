@@ -1,0 +1,91 @@
+"""The run folder: one place per training run, with a fixed layout every tool can rely on.
+
+runs/<name>/
+  config.yaml            the fully resolved configuration
+  run.json               data file, its hash, split sizes, status (running / finished / interrupted)
+  model/                 weights.safetensors, preprocessor.json, architecture.json, meta.json
+  checkpoint.safetensors latest training state, for --resume
+  history.csv            one row per epoch
+  metrics.json           test and validation metrics beside the baseline
+  predictions.csv        the test split with predictions
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepwell.errors import ModelFileError
+from deepwell.runs.files import write_json
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def info(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.safetensors"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.json"
+
+    @property
+    def predictions(self) -> Path:
+        return self.path / "predictions.csv"
+
+    @classmethod
+    def create(cls, output: str | Path, name: str | None, data_name: str) -> RunFolder:
+        """A new, empty folder; never reuses an existing one, so no earlier run is overwritten."""
+        root = Path(output)
+        base = name or f"{_slug(data_name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        candidate, suffix = root / base, 1
+        while candidate.exists():
+            suffix += 1
+            candidate = root / f"{base}-{suffix}"
+        candidate.mkdir(parents=True)
+        return cls(candidate)
+
+    @classmethod
+    def existing(cls, path: str | Path) -> RunFolder:
+        run = cls(Path(path))
+        for needed in (run.info, run.config):
+            if not needed.is_file():
+                raise ModelFileError(f"{run.path}: not a resumable run folder (missing {needed.name}).")
+        return run
+
+    def read_info(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.info.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelFileError(f"{self.info}: damaged run description ({exc}).") from None
+
+    def write_info(self, **updates: Any) -> None:
+        info = self.read_info() if self.info.exists() else {}
+        info.update(updates)
+        write_json(self.info, info)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text).stem).strip("-") or "run"

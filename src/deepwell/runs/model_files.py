@@ -1,0 +1,105 @@
+"""The model folder: weights.safetensors + preprocessor.json + architecture.json + meta.json.
+
+Nothing in it is executable: the network is rebuilt from the architecture JSON and filled with tensors.
+A folder is written whole beside its target and swapped in, so a save that fails leaves the old model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from deepwell.errors import ModelFileError
+from deepwell.features.pipeline import Preprocessor
+from deepwell.models.network import TabularNetwork
+from deepwell.runs.files import write_json, write_text
+
+FORMAT = "deepwell-model"
+FORMAT_VERSION = 1
+FILES = ("meta.json", "architecture.json", "preprocessor.json", "weights.safetensors")
+
+
+def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNetwork,
+                      meta: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.saving")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+        save_file(state, str(staging / "weights.safetensors"), metadata={"format": FORMAT})
+        write_text(staging / "preprocessor.json", preprocessor.to_json())
+        write_json(staging / "architecture.json", network.architecture)
+        write_json(staging / "meta.json", {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        staging.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def find_model_folder(path: str | Path) -> Path:
+    """Accept a model folder or a run folder holding `model/`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model or run folder.")
+    if (path / "model").is_dir():
+        return path / "model"
+    if path.is_dir() and any((path / name).exists() for name in FILES):
+        return path
+    raise ModelFileError(f"{path}: not a deepwell model folder (expected {', '.join(FILES)}) "
+                         "nor a run folder with a model/ inside.")
+
+
+def load_model_folder(path: str | Path) -> tuple[Preprocessor, TabularNetwork, dict[str, Any]]:
+    folder = find_model_folder(path)
+    missing = [name for name in FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelFileError(f"{folder}: incomplete model folder, missing {', '.join(missing)}. "
+                             "Was the training run interrupted before it saved a model?")
+    meta = _read_json(folder / "meta.json")
+    if meta.get("format") != FORMAT or not isinstance(meta.get("format_version"), int):
+        raise ModelFileError(f"{folder / 'meta.json'}: not a deepwell model description.")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise ModelFileError(f"{folder}: saved by a newer deepwell (format {meta['format_version']}); "
+                             f"this version reads format {FORMAT_VERSION}. Upgrade deepwell.")
+    try:
+        preprocessor = Preprocessor.from_state(_read_json(folder / "preprocessor.json"))
+        network = TabularNetwork.from_architecture(_read_json(folder / "architecture.json"))
+    except ModelFileError:
+        raise
+    except Exception as exc:
+        raise ModelFileError(f"{folder}: preprocessor.json or architecture.json is damaged: "
+                             f"{type(exc).__name__}: {exc}") from None
+    try:
+        weights = load_file(str(folder / "weights.safetensors"))
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"{folder / 'weights.safetensors'}: damaged weights file ({exc}).") from None
+    try:
+        network.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelFileError(f"{folder / 'weights.safetensors'}: weights do not match architecture.json "
+                             f"({first}).") from None
+    network.eval()
+    return preprocessor, network, meta
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: damaged JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{path}: expected a JSON object.")
+    return data

@@ -1,0 +1,60 @@
+"""A rich progress display: one bar over epochs with the latest losses and metric, one over batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+class EpochProgress:
+    """No-op when disabled (quiet mode), so the trainer never branches on it."""
+
+    def __init__(self, total_epochs: int, steps_per_epoch: int, metric: str, enabled: bool,
+                 console: Console | None = None) -> None:
+        self.enabled = enabled
+        self.metric = metric
+        self.every = max(1, steps_per_epoch // 40)
+        self.steps_per_epoch = steps_per_epoch
+        self.pending = 0
+        if enabled:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
+                console=console, transient=False, refresh_per_second=5)
+            self.epochs = self.progress.add_task("epochs", total=total_epochs, stats="")
+            self.batches = self.progress.add_task("  batches", total=steps_per_epoch, stats="")
+
+    def __enter__(self) -> EpochProgress:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.progress.remove_task(self.batches)
+            self.progress.stop()
+
+    def start(self, completed_epochs: int) -> None:
+        if self.enabled:
+            self.progress.update(self.epochs, completed=completed_epochs)
+
+    def step(self) -> None:
+        if not self.enabled:
+            return
+        self.pending += 1
+        if self.pending >= self.every:
+            self.progress.advance(self.batches, self.pending)
+            self.pending = 0
+
+    def end_epoch(self, row: dict[str, Any], improved: bool) -> None:
+        if not self.enabled:
+            return
+        self.pending = 0
+        value = row.get(f"val_{self.metric}")
+        stats = (f"train loss {row['train_loss']:.4f} · val loss {row['val_loss']:.4f}"
+                 + (f" · val {self.metric} {value:.4f}" if value is not None else "")
+                 + (" [green]★[/]" if improved else ""))
+        self.progress.update(self.epochs, advance=1, stats=stats)
+        self.progress.reset(self.batches, total=self.steps_per_epoch)

@@ -1,0 +1,218 @@
+"""The training loop.
+
+Data arrives as tensors built once; batches are index slices, so no per-row Python runs while
+training. Every epoch starts from a seed derived from (seed, epoch), which makes a run resumed from
+its checkpoint end exactly where an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepwell.config import TrainingConfig
+from deepwell.evaluation.metrics import higher_is_better
+from deepwell.training.checkpoint import load_checkpoint, save_checkpoint
+from deepwell.training.progress import EpochProgress
+from deepwell.training.schedule import learning_rate_at
+
+MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, Any]]
+"""(network outputs as probabilities or values, targets) → metrics dict, in the user's units."""
+
+
+@dataclass
+class TensorData:
+    inputs: dict[str, torch.Tensor]
+    target: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def to(self, device: torch.device) -> TensorData:
+        return TensorData({k: v.to(device) for k, v in self.inputs.items()}, self.target.to(device))
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    stop_reason: str = "max epochs"
+    seconds: float = 0.0
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        from deepwell.errors import ConfigError
+        raise ConfigError("training.device is 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'.")
+    return torch.device(choice)
+
+
+def auto_batch_size(rows: int) -> int:
+    """About 100 steps per epoch on mid-sized tables, between 32 and 1024 rows per batch."""
+    size = 2 ** int(np.round(np.log2(max(rows, 1) / 100)))
+    return int(min(1024, max(32, size)))
+
+
+def predict_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: str,
+                    device: torch.device, batch_size: int = 4096) -> np.ndarray:
+    """Probabilities (classification) or standardised values (regression) for every row, in eval mode."""
+    network.eval()
+    rows = len(next(iter(inputs.values())))
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, rows, batch_size):
+            batch = {k: v[start:start + batch_size].to(device) for k, v in inputs.items()}
+            out = network(batch).float()
+            outputs.append(out.softmax(dim=1) if task != "regression" else out[:, 0])
+    return torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0,))
+
+
+class Trainer:
+    def __init__(self, network: nn.Module, task: str, config: TrainingConfig, metric_fn: MetricFn,
+                 checkpoint_path: Path | None = None, class_weights: torch.Tensor | None = None,
+                 show_progress: bool = True, monitor_metric: str = "accuracy") -> None:
+        self.network, self.task, self.config = network, task, config
+        self.metric_fn = metric_fn
+        self.checkpoint_path = checkpoint_path
+        self.show_progress = show_progress
+        self.display_metric = monitor_metric
+        self.device = resolve_device(config.device)
+        self.network.to(self.device)
+        weights = class_weights.to(self.device) if class_weights is not None else None
+        self.loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss(weight=weights)
+        self.optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.amp_dtype, self.scaler = self._mixed_precision()
+
+    def _mixed_precision(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+        if self.device.type != "cuda" or not self.config.mixed_precision:
+            return None, None
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, None
+        return torch.float16, torch.amp.GradScaler("cuda")
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def fit(self, train: TensorData, validation: TensorData, resume: bool = False) -> FitResult:
+        config = self.config
+        batch_size = int(config.batch_size)
+        train, validation = train.to(self.device), validation.to(self.device)
+        steps_per_epoch = max(1, -(-len(train) // batch_size))
+        total_steps = steps_per_epoch * config.epochs
+        monitor = config.monitor
+        maximize = higher_is_better(monitor)
+        result = FitResult()
+        best_state: dict[str, torch.Tensor] | None = None
+        start_epoch, bad_epochs = 0, 0
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            best_state, saved = load_checkpoint(self.checkpoint_path, self.network, self.optimizer)
+            start_epoch, bad_epochs = saved["epoch"], saved["bad_epochs"]
+            result.history, result.best_epoch, result.best_value = saved["history"], saved["best_epoch"], \
+                saved["best_value"]
+            result.seconds = saved.get("seconds", 0.0)
+            if saved.get("finished"):
+                result.stop_reason = saved["stop_reason"]
+                start_epoch = config.epochs
+        started = time.perf_counter() - result.seconds
+        progress = EpochProgress(config.epochs, steps_per_epoch, self.display_metric, self.show_progress)
+        with progress:
+            progress.start(start_epoch)
+            try:
+                for epoch in range(start_epoch, config.epochs):
+                    row = self._train_epoch(train, epoch, batch_size, steps_per_epoch, total_steps, progress)
+                    row.update(self._validate(validation))
+                    row["seconds"] = time.perf_counter() - started
+                    value = row[f"val_{monitor}"]
+                    improved = result.best_value is None or (
+                        value > result.best_value + 1e-6 if maximize else value < result.best_value - 1e-6)
+                    if improved:
+                        result.best_epoch, result.best_value, bad_epochs = epoch + 1, float(value), 0
+                        best_state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
+                    else:
+                        bad_epochs += 1
+                    result.history.append(row)
+                    progress.end_epoch(row, improved)
+                    stop = bad_epochs >= config.patience
+                    if stop:
+                        result.stop_reason = "early stopping"
+                    last = stop or epoch + 1 == config.epochs
+                    if self.checkpoint_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
+                        result.seconds = time.perf_counter() - started
+                        save_checkpoint(self.checkpoint_path, self.network, self.optimizer, best_state, {
+                            "epoch": epoch + 1, "bad_epochs": bad_epochs, "history": result.history,
+                            "best_epoch": result.best_epoch, "best_value": result.best_value,
+                            "seconds": result.seconds, "finished": last, "stop_reason": result.stop_reason})
+                    if stop:
+                        break
+            except KeyboardInterrupt:
+                result.stop_reason = "interrupted"
+        result.seconds = time.perf_counter() - started
+        if best_state is not None:
+            self.network.load_state_dict(best_state)
+        return result
+
+    def _train_epoch(self, data: TensorData, epoch: int, batch_size: int, steps_per_epoch: int,
+                     total_steps: int, progress: EpochProgress) -> dict[str, Any]:
+        config = self.config
+        seed = config.seed * 100_003 + epoch
+        torch.manual_seed(seed)  # dropout and any other randomness in this epoch
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(self.device)
+        self.network.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size:(step + 1) * batch_size]
+            if len(index) < 2 and seen:  # a single-row remainder would break batch normalisation
+                continue
+            lr = learning_rate_at(epoch * steps_per_epoch + step, total_steps, config.learning_rate,
+                                  config.schedule, config.warmup_fraction)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batch = {k: v[index] for k, v in data.inputs.items()}
+            target = data.target[index]
+            with self._autocast():
+                output = self.network(batch)
+                loss = self.loss_fn(output[:, 0] if self.task == "regression" else output, target)
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            loss_sum += loss.detach() * len(index)
+            if self.task != "regression":
+                correct += (output.detach().argmax(dim=1) == target).sum()
+            seen += len(index)
+            progress.step()
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / seen}
+        if self.task != "regression":
+            row["train_accuracy"] = float(correct) / seen
+        return row
+
+    def _validate(self, data: TensorData) -> dict[str, Any]:
+        outputs = predict_outputs(self.network, data.inputs, self.task, self.device)
+        target = data.target.cpu()
+        out = torch.from_numpy(outputs)
+        if self.task == "regression":
+            loss = float(nn.functional.mse_loss(out, target))
+        else:  # unweighted log loss: comparable across runs whatever the class weights
+            loss = float(nn.functional.nll_loss(torch.log(out.clamp_min(1e-12)), target))
+        metrics = self.metric_fn(outputs, target.numpy())
+        return {"val_loss": loss, **{f"val_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}

@@ -1,0 +1,249 @@
+"""train(): raw table → resolved config → splits → fitted features → tensors → trained network → run folder.
+
+This module only orchestrates; each step lives in its own package. The CLI calls these same functions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepwell import __version__
+from deepwell.config import ColumnConfig, Config
+from deepwell.data.inference import infer_column_type, infer_task
+from deepwell.data.io import file_sha256
+from deepwell.data.split import Splits, split_table
+from deepwell.errors import ConfigError, DataError, did_you_mean, warn
+from deepwell.evaluation.metrics import (classification_metrics, fit_baseline, primary_metric,
+                                         regression_metrics)
+from deepwell.features.number import to_numbers
+from deepwell.features.pipeline import Preprocessor
+from deepwell.features.target import TargetEncoder
+from deepwell.model import Model, TableLike, as_frame, evaluate_outputs
+from deepwell.models.network import TabularNetwork
+from deepwell.runs.files import write_text
+from deepwell.runs.layout import RunFolder
+from deepwell.training.trainer import TensorData, Trainer, auto_batch_size, predict_outputs
+
+MONITORS = {"classification": {"loss", "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"},
+            "regression": {"loss", "rmse", "mae", "r2"}}
+
+
+# --- configuration -----------------------------------------------------------------------------
+def load_config(config: Config | dict | str | Path | None, target: str | None) -> Config:
+    """A Config from an object, a dict or a YAML path; `target` (when given) overrides the config's."""
+    if isinstance(config, Config):
+        resolved = config.model_copy(deep=True)
+    elif isinstance(config, (str, Path)):
+        resolved = Config.from_yaml(config, target=target)
+    elif isinstance(config, dict):
+        resolved = Config.validate_dict({**config, **({"target": target} if target else {})})
+    elif config is None:
+        if not target:
+            raise ConfigError("No target column given: pass --target COLUMN (or target= in Python).")
+        resolved = Config(target=target)
+    else:
+        raise ConfigError(f"config must be a Config, a dict or a YAML path, got {type(config).__name__}.")
+    if target:
+        resolved.target = target
+    return resolved
+
+
+def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
+    """Fill in what the config leaves open: each column's type and the task. Checks names against the data."""
+    config = config.model_copy(deep=True)
+    if config.target not in frame.columns:
+        raise DataError(f"{source}: target column {config.target!r} is not in the table."
+                        f"{did_you_mean(config.target, frame.columns)} Columns: {', '.join(frame.columns)}.")
+    unknown = [c for c in config.columns if c not in frame.columns]
+    if unknown:
+        hints = "".join(did_you_mean(c, frame.columns) for c in unknown)
+        raise ConfigError(f"The config describes column(s) {', '.join(map(repr, unknown))} that {source} "
+                          f"does not have.{hints}")
+    skip = {config.target, config.split.column}
+    columns: dict[str, ColumnConfig] = {}
+    for name in frame.columns:
+        if name in skip:
+            continue
+        if name in config.columns:
+            columns[name] = config.columns[name]
+            continue
+        kind, note = infer_column_type(frame[name])
+        if kind == "empty":
+            raise DataError(f"{source}: column {name!r} is empty in every row. An empty column often means a "
+                            "wrong delimiter or header; if it is expected, exclude it with "
+                            f"`columns: {{{name}: {{type: ignore}}}}` in the config.")
+        if kind == "id":
+            warn(f"{source}: column {name!r} looks like an identifier ({note}); it is not used as an input. "
+                 f"Set its type in the config to use it.")
+        columns[name] = ColumnConfig(type=kind)
+    config.columns = columns
+    if config.task == "auto":
+        config.task = infer_task(frame[config.target], config.target)
+    return config
+
+
+def labelled_rows(frame: pd.DataFrame, config: Config, source: str) -> pd.DataFrame:
+    """Rows with a target value, checked against the task (numeric for regression, ≥ 2 classes otherwise)."""
+    target = frame[config.target]
+    present = target.notna() & (target.astype("string").str.strip() != "").fillna(False)
+    if not present.any():
+        raise DataError(f"{source}: target column {config.target!r} has no values (every row is empty).")
+    if not present.all():
+        warn(f"{source}: {int((~present).sum())} row(s) have no value in target {config.target!r} and are "
+             "left out of training and evaluation.")
+        frame = frame[present.to_numpy()].reset_index(drop=True)
+    if config.task == "regression":
+        to_numbers(frame[config.target], config.target, strict=True)
+    elif frame[config.target].nunique() < 2:
+        raise DataError(f"{source}: target column {config.target!r} holds a single class "
+                        f"({frame[config.target].iloc[0]!r}); classification needs at least two classes.")
+    return frame
+
+
+def _check_monitor(config: Config) -> None:
+    family = "regression" if config.task == "regression" else "classification"
+    if config.training.monitor not in MONITORS[family]:
+        raise ConfigError(f"training.monitor {config.training.monitor!r} is not a {family} metric; "
+                          f"choose one of {', '.join(sorted(MONITORS[family]))}.")
+
+
+# --- training ----------------------------------------------------------------------------------
+def train(data: TableLike | None = None, target: str | None = None, *,
+          config: Config | dict | str | Path | None = None, output: str | Path = "runs",
+          name: str | None = None, epochs: int | None = None, seed: int | None = None,
+          quiet: bool = False, resume: str | Path | None = None) -> Model:
+    """Train a network on a table and save a run folder; returns the trained `Model`.
+
+    `data` is a file path (CSV, TSV, Parquet, JSONL) or a DataFrame. `resume` continues a run folder
+    whose training was interrupted (for a DataFrame run, pass the same DataFrame again).
+    """
+    if resume is not None:
+        return _resume(RunFolder.existing(resume), data, quiet)
+    if data is None:
+        raise DataError("No data given: pass a table file or a DataFrame.")
+    frame, source = as_frame(data)
+    config = load_config(config, target)
+    if epochs is not None:
+        config.training.epochs = epochs
+    if seed is not None:
+        config.training.seed = seed
+    config = resolve_config(frame, config, source)
+    _check_monitor(config)
+    frame = labelled_rows(frame, config, source)
+    splits = _split(frame, config, source)
+    if config.training.batch_size == "auto":
+        config.training.batch_size = auto_batch_size(len(splits.train))
+    run = RunFolder.create(output, name, source if isinstance(data, (str, Path)) else "dataframe")
+    write_text(run.config, config.to_yaml())
+    run.write_info(status="running", deepwell_version=__version__, data=_data_identity(data, frame),
+                   split=splits.sizes())
+    return _fit(run, config, splits, quiet, resume=False)
+
+
+def _split(frame: pd.DataFrame, config: Config, source: str) -> Splits:
+    stratify = config.target if config.task != "regression" and config.split.stratify else None
+    splits = split_table(frame, config.split, seed=config.training.seed, stratify_by=stratify, source=source)
+    for part in (splits.validation, splits.test):
+        if len(part) and config.target in part.columns:
+            part.drop(part.index[part[config.target].isna()], inplace=True)
+    return splits
+
+
+def _data_identity(data: TableLike, frame: pd.DataFrame) -> dict[str, Any]:
+    if isinstance(data, (str, Path)):
+        return {"path": str(Path(data).resolve()), "sha256": file_sha256(data)}
+    return {"path": None, "hash": _frame_hash(frame)}
+
+
+def _frame_hash(frame: pd.DataFrame) -> str:
+    return str(int(pd.util.hash_pandas_object(frame, index=False).sum()))
+
+
+def _resume(run: RunFolder, data: TableLike | None, quiet: bool) -> Model:
+    info = run.read_info()
+    config = Config.from_yaml(run.config)
+    recorded = info.get("data") or {}
+    if data is None:
+        if not recorded.get("path"):
+            raise DataError(f"{run.path} was trained on a DataFrame; pass the same DataFrame to resume it.")
+        data = recorded["path"]
+    frame, source = as_frame(data)
+    if isinstance(data, (str, Path)) and recorded.get("sha256") and file_sha256(data) != recorded["sha256"]:
+        raise DataError(f"{source} changed since run {run.path} started; resuming on different data would "
+                        "not reproduce the run. Start a new run instead.")
+    if not isinstance(data, (str, Path)) and recorded.get("hash") and _frame_hash(frame) != recorded["hash"]:
+        raise DataError(f"The DataFrame differs from the one run {run.path} started with.")
+    frame = labelled_rows(frame, config, source)
+    return _fit(run, config, _split(frame, config, source), quiet, resume=True)
+
+
+def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool) -> Model:
+    seed = config.training.seed
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    preprocessor = Preprocessor.fit(splits.train, config.columns, TargetEncoder(config.target, config.task))
+    encoder = preprocessor.target
+    train_data = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train))
+    validation = TensorData(preprocessor.transform(splits.validation),
+                            preprocessor.transform_target(splits.validation))
+    output_dim = 1 if config.task == "regression" else len(encoder.classes)
+    network = TabularNetwork(preprocessor.encoder_specs(), config.model, output_dim)
+    y_train = train_data.target.numpy()
+    baseline = fit_baseline(config.task, encoder.unscale(y_train) if config.task == "regression" else y_train,
+                            output_dim)
+    trainer = Trainer(network, config.task, config.training, _metric_fn(encoder),
+                      checkpoint_path=run.checkpoint, class_weights=_class_weights(config, y_train, output_dim),
+                      show_progress=not quiet, monitor_metric=primary_metric(config.task))
+    result = trainer.fit(train_data, validation, resume=resume)
+    meta = {"deepwell_version": __version__, "task": config.task, "target": config.target,
+            "baseline": baseline, "parameters": network.parameter_count(),
+            "best_epoch": result.best_epoch}
+    network.cpu()
+    model = Model(preprocessor, network, meta, run_dir=run.path)
+    model.save(run.model)
+    pd.DataFrame(result.history).to_csv(run.history, index=False)
+    model.metrics = _final_metrics(model, run, config, splits, validation, result, trainer)
+    status = "interrupted" if result.stop_reason == "interrupted" else "finished"
+    run.write_info(status=status, stop_reason=result.stop_reason)
+    return model
+
+
+def _metric_fn(encoder: TargetEncoder):
+    if encoder.task == "regression":
+        return lambda out, y: regression_metrics(encoder.unscale(y), encoder.unscale(out))
+    return lambda out, y: classification_metrics(y, out, encoder.classes, detailed=False)
+
+
+def _class_weights(config: Config, y_train: np.ndarray, n_classes: int) -> torch.Tensor | None:
+    if config.task == "regression" or config.training.class_weight == "none":
+        return None
+    counts = np.bincount(y_train, minlength=n_classes).astype(float)
+    return torch.tensor(len(y_train) / (n_classes * np.clip(counts, 1, None)), dtype=torch.float32)
+
+
+def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits, validation: TensorData,
+                   result, trainer: Trainer) -> dict[str, Any]:
+    from deepwell.runs.files import write_json
+
+    metrics: dict[str, Any] = {
+        "task": config.task, "target": config.target, "primary_metric": primary_metric(config.task),
+        "validation": evaluate_outputs(model, predict_outputs(model.network, validation.inputs, config.task,
+                                                               torch.device("cpu")), validation.target.numpy()),
+        "test": None,
+        "training": {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                     "stop_reason": result.stop_reason, "seconds": round(result.seconds, 3),
+                     "parameters": model.parameter_count, "batch_size": config.training.batch_size,
+                     "device": str(trainer.device)},
+        "split": splits.sizes(),
+    }
+    if len(splits.test):
+        outputs = model.network_outputs(splits.test)
+        metrics["test"] = evaluate_outputs(model, outputs, model.preprocessor.transform_target(splits.test).numpy())
+        model.table_with_predictions(splits.test, outputs).to_csv(run.predictions, index=False)
+    write_json(run.metrics, metrics)
+    return metrics

@@ -1,0 +1,53 @@
+"""Shared fixtures: small real tables (scikit-learn's bundled data, a sample of Adult) written to files."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+FAST = {"epochs": 4, "seed": 0}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_csv(tmp_path_factory) -> Path:
+    table = load_breast_cancer(as_frame=True).frame
+    table["diagnosis"] = table.pop("target").map({0: "malignant", 1: "benign"})
+    path = tmp_path_factory.mktemp("data") / "breast_cancer.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def wine_frame() -> pd.DataFrame:
+    table = load_wine(as_frame=True).frame
+    table["cultivar"] = table.pop("target").map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    return table
+
+
+@pytest.fixture(scope="session")
+def diabetes_frame() -> pd.DataFrame:
+    table = load_diabetes(as_frame=True, scaled=False).frame
+    return table.rename(columns={"target": "progression"})
+
+
+@pytest.fixture(scope="session")
+def adult_csv(tmp_path_factory) -> Path:
+    """2,000 rows of ../shared/datasets/adult.csv (numbers, categories, missing values)."""
+    source = SHARED / "adult.csv"
+    if not source.exists():
+        pytest.skip(f"{source} is absent (the shared datasets folder sits beside the repository)")
+    path = tmp_path_factory.mktemp("data") / "adult_sample.csv"
+    pd.read_csv(source).sample(2000, random_state=0).to_csv(path, index=False)
+    return path

@@ -1,0 +1,47 @@
+"""The Python API end to end on real tables: train → evaluate → predict → save → load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepwell as dw
+from conftest import FAST
+
+
+def test_binary_classification_on_breast_cancer_beats_baseline(breast_cancer_csv, tmp_path):
+    model = dw.train(breast_cancer_csv, target="diagnosis", output=tmp_path, quiet=True, **FAST)
+    test = model.metrics["test"]
+    assert model.task == "binary"
+    assert test["model"]["accuracy"] > 0.9
+    assert test["model"]["accuracy"] > test["baseline"]["accuracy"] + 0.2
+    assert test["baseline"]["roc_auc"] == 0.5
+    assert set(model.classes_) == {"benign", "malignant"}
+    saved = json.loads((model.run_dir / "metrics.json").read_text())
+    assert saved["test"]["model"]["accuracy"] == test["model"]["accuracy"]
+
+
+def test_multiclass_on_wine_dataframe(wine_frame, tmp_path):
+    model = dw.train(wine_frame, target="cultivar", output=tmp_path, quiet=True, epochs=15, seed=0)
+    assert model.task == "multiclass"
+    proba = model.predict_proba(wine_frame.head(10))
+    assert proba.shape == (10, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    labels = model.predict(wine_frame.head(10))
+    assert list(labels) == [model.classes_[i] for i in proba.argmax(axis=1)]
+    assert model.metrics["test"]["model"]["accuracy"] > 0.85
+
+
+def test_regression_on_diabetes_reports_units_of_target(diabetes_frame, tmp_path):
+    model = dw.train(diabetes_frame, target="progression", output=tmp_path, quiet=True, epochs=30, seed=0)
+    assert model.task == "regression"
+    test = model.metrics["test"]
+    assert test["model"]["rmse"] < test["baseline"]["rmse"]
+    assert test["model"]["r2"] > 0.2
+    predictions = model.predict(diabetes_frame.head(20))
+    assert 25 < predictions.mean() < 350  # the target's own scale, not standardised
+    with pytest.raises(dw.DataError, match="regression"):
+        model.predict_proba(diabetes_frame.head(2))
