@@ -98,7 +98,11 @@ def labelled_rows(frame: pd.DataFrame, config: Config, source: str) -> pd.DataFr
              "left out of training and evaluation.")
         frame = frame[present.to_numpy()].reset_index(drop=True)
     if config.task == "regression":
-        to_numbers(frame[config.target], config.target, strict=True)
+        try:
+            to_numbers(frame[config.target], config.target, strict=True)
+        except DataError as exc:
+            raise DataError(f"{source}: the task is regression, so the target must hold numbers. {exc} "
+                            "For categories, set `task: multiclass` in the config.") from None
     elif frame[config.target].nunique() < 2:
         raise DataError(f"{source}: target column {config.target!r} holds a single class "
                         f"({frame[config.target].iloc[0]!r}); classification needs at least two classes.")
@@ -145,13 +149,19 @@ def train(data: TableLike | None = None, target: str | None = None, *,
     return _fit(run, config, splits, quiet, resume=False)
 
 
+def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool) -> Model:
+    """Train and finish the run; a failure is recorded in run.json (the checkpoint stays for --resume)."""
+    try:
+        return _train_and_save(run, config, splits, quiet, resume)
+    except BaseException as exc:
+        run.write_info(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def _split(frame: pd.DataFrame, config: Config, source: str) -> Splits:
     stratify = config.target if config.task != "regression" and config.split.stratify else None
-    splits = split_table(frame, config.split, seed=config.training.seed, stratify_by=stratify, source=source)
-    for part in (splits.validation, splits.test):
-        if len(part) and config.target in part.columns:
-            part.drop(part.index[part[config.target].isna()], inplace=True)
-    return splits
+    return split_table(frame, config.split, seed=config.training.seed, stratify_by=stratify, source=source,
+                       target=config.target)
 
 
 def _data_identity(data: TableLike, frame: pd.DataFrame) -> dict[str, Any]:
@@ -182,7 +192,7 @@ def _resume(run: RunFolder, data: TableLike | None, quiet: bool) -> Model:
     return _fit(run, config, _split(frame, config, source), quiet, resume=True)
 
 
-def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool) -> Model:
+def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool) -> Model:
     seed = config.training.seed
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -242,7 +252,8 @@ def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits,
         "split": splits.sizes(),
     }
     if len(splits.test):
-        outputs = model.network_outputs(splits.test)
+        outputs = predict_outputs(model.network, model.preprocessor.transform(splits.test), config.task,
+                                  torch.device("cpu"))
         metrics["test"] = evaluate_outputs(model, outputs, model.preprocessor.transform_target(splits.test).numpy())
         model.table_with_predictions(splits.test, outputs).to_csv(run.predictions, index=False)
     write_json(run.metrics, metrics)

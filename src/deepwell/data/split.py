@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -27,12 +28,15 @@ class Splits:
 
 
 def split_table(frame: pd.DataFrame, split: SplitConfig, *, seed: int, stratify_by: str | None,
-                source: str = "data") -> Splits:
-    """Split `frame`; `stratify_by` names the target column for classification, None for regression."""
+                source: str = "data", target: str | None = None) -> Splits:
+    """Split `frame`; `stratify_by` names the target column for classification, None for regression.
+
+    Rows of separate validation/test files without a `target` value are dropped: they cannot be scored.
+    """
     if split.column is not None:
         return _split_by_column(frame, split.column, source)
-    validation = read_table(split.validation_file) if split.validation_file else None
-    test = read_table(split.test_file) if split.test_file else None
+    validation = _labelled_file(split.validation_file, target) if split.validation_file else None
+    test = _labelled_file(split.test_file, target) if split.test_file else None
     if validation is not None and test is not None:
         return Splits(frame.reset_index(drop=True), validation, test)
     if validation is not None:  # only a validation file: carve the test split out of the main file
@@ -49,6 +53,15 @@ def split_table(frame: pd.DataFrame, split: SplitConfig, *, seed: int, stratify_
         return Splits(train, rest, rest.iloc[0:0])
     validation, test = _two_way(rest, split.test / held_out, seed, stratify_by, source)
     return Splits(train, validation, test)
+
+
+def _labelled_file(path: Path, target: str | None) -> pd.DataFrame:
+    frame = read_table(path)
+    if target is None:
+        return frame
+    if target not in frame.columns:
+        raise DataError(f"{path}: lacks the target column {target!r}, needed to score the model on it.")
+    return frame[frame[target].notna()].reset_index(drop=True)
 
 
 def _require_rows(frame: pd.DataFrame, source: str, split: SplitConfig) -> None:
