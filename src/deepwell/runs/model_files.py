@@ -88,7 +88,8 @@ def load_model_folder(path: str | Path) -> tuple[Preprocessor, TabularNetwork, d
     try:
         network.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = (lines[1] if len(lines) > 1 else lines[0])[:240]
         raise ModelFileError(f"{folder / 'weights.safetensors'}: weights do not match architecture.json "
                              f"({first}).") from None
     network.eval()
