@@ -21,6 +21,7 @@ demo: $(STAMP)
 	bash examples/demo.sh $(PY)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest -q
 
 benchmark: $(STAMP)

@@ -45,3 +45,21 @@ def test_regression_on_diabetes_reports_units_of_target(diabetes_frame, tmp_path
     assert 25 < predictions.mean() < 350  # the target's own scale, not standardised
     with pytest.raises(dw.DataError, match="regression"):
         model.predict_proba(diabetes_frame.head(2))
+
+
+def test_describe_returns_one_row_per_column(adult_csv):
+    profile = dw.describe(adult_csv, target="income")
+    assert list(profile["name"]) == list(pd.read_csv(adult_csv, nrows=1).columns)
+    kinds = dict(zip(profile["name"], profile["type"], strict=True))
+    assert kinds["age"] == "number" and kinds["workclass"] == "category" and kinds["sex"] == "binary"
+    assert profile.set_index("name").loc["workclass", "missing"] > 0
+
+
+def test_predict_accepts_records_and_files(breast_cancer_csv, tmp_path):
+    model = dw.train(breast_cancer_csv, target="diagnosis", output=tmp_path, quiet=True, **FAST)
+    rows = pd.read_csv(breast_cancer_csv).drop(columns="diagnosis").head(3)
+    from_frame = model.predict(rows)
+    assert list(model.predict(rows.to_dict(orient="records"))) == list(from_frame)
+    assert list(model.predict(rows.iloc[0].to_dict())) == list(from_frame[:1])
+    rows.to_parquet(tmp_path / "rows.parquet")
+    assert list(model.predict(tmp_path / "rows.parquet")) == list(from_frame)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -137,7 +136,7 @@ def test_save_load_gives_identical_predictions_and_no_pickle(adult_csv, tmp_path
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["architecture.json", "meta.json", "preprocessor.json", "weights.safetensors"]
     for path in folder.iterdir():  # nothing a pickle-based loader could execute
-        assert b"\x80\x04" not in path.read_bytes()[:2] and not path.suffix in {".pkl", ".pt", ".bin"}
+        assert b"\x80\x04" not in path.read_bytes()[:2] and path.suffix not in {".pkl", ".pt", ".bin"}
 
 
 def test_run_folder_layout(adult_csv, tmp_path):

@@ -9,29 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepwell.data.io import read_table
+from deepwell.data.io import TableLike, as_frame
 from deepwell.errors import DataError
 from deepwell.evaluation.metrics import baseline_metrics, classification_metrics, regression_metrics
 from deepwell.features.pipeline import Preprocessor
 from deepwell.models.network import TabularNetwork
 from deepwell.runs.model_files import load_model_folder, save_model_folder
 from deepwell.training.trainer import predict_outputs, resolve_device
-
-TableLike = pd.DataFrame | str | Path | dict[str, Any] | list[dict[str, Any]]
-
-
-def as_frame(data: TableLike, what: str = "data") -> tuple[pd.DataFrame, str]:
-    """(table, name for messages) from a DataFrame, a file path, one record or a list of records."""
-    if isinstance(data, pd.DataFrame):
-        return data, what
-    if isinstance(data, (str, Path)):
-        return read_table(data), str(data)
-    if isinstance(data, dict):
-        return pd.DataFrame([data]), what
-    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
-        return pd.DataFrame(data), what
-    raise DataError(f"{what}: expected a pandas DataFrame, a table file path, a dict or a list of dicts; "
-                    f"got {type(data).__name__}.")
 
 
 class Model:

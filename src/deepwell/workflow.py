@@ -14,20 +14,19 @@ import torch
 
 from deepwell import __version__
 from deepwell.config import ColumnConfig, Config
-from deepwell.data.inference import infer_column_type, infer_task
-from deepwell.data.io import file_sha256
+from deepwell.data.inference import infer_column_type, infer_task, profile_table
+from deepwell.data.io import TableLike, as_frame, file_sha256
 from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, warn
-from deepwell.evaluation.metrics import (classification_metrics, fit_baseline, primary_metric,
-                                         regression_metrics)
+from deepwell.evaluation.metrics import classification_metrics, fit_baseline, primary_metric, regression_metrics
 from deepwell.features.number import to_numbers
 from deepwell.features.pipeline import Preprocessor
 from deepwell.features.target import TargetEncoder
-from deepwell.model import Model, TableLike, as_frame, evaluate_outputs
+from deepwell.model import Model, evaluate_outputs
 from deepwell.models.network import TabularNetwork
-from deepwell.runs.files import write_text
+from deepwell.runs.files import write_json, write_text
 from deepwell.runs.layout import RunFolder
-from deepwell.training.trainer import TensorData, Trainer, auto_batch_size, predict_outputs
+from deepwell.training.trainer import FitResult, TensorData, Trainer, auto_batch_size, predict_outputs
 
 MONITORS = {"classification": {"loss", "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"},
             "regression": {"loss", "rmse", "mae", "r2"}}
@@ -114,6 +113,12 @@ def _check_monitor(config: Config) -> None:
     if config.training.monitor not in MONITORS[family]:
         raise ConfigError(f"training.monitor {config.training.monitor!r} is not a {family} metric; "
                           f"choose one of {', '.join(sorted(MONITORS[family]))}.")
+
+
+def describe(data: TableLike, target: str | None = None) -> pd.DataFrame:
+    """One row per column: inferred type, dtype, missing and distinct counts, examples, notes."""
+    frame, _ = as_frame(data)
+    return pd.DataFrame([p.as_dict() for p in profile_table(frame, target)])
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -237,9 +242,7 @@ def _class_weights(config: Config, y_train: np.ndarray, n_classes: int) -> torch
 
 
 def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits, validation: TensorData,
-                   result, trainer: Trainer) -> dict[str, Any]:
-    from deepwell.runs.files import write_json
-
+                   result: FitResult, trainer: Trainer) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "task": config.task, "target": config.target, "primary_metric": primary_metric(config.task),
         "validation": evaluate_outputs(model, predict_outputs(model.network, validation.inputs, config.task,

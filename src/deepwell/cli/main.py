@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -45,15 +45,15 @@ def run() -> None:
 
 @app.command()
 def train(
-    data: Annotated[Optional[Path], typer.Argument(help="Table file (not needed with --resume).",
+    data: Annotated[Path | None, typer.Argument(help="Table file (not needed with --resume).",
                                                    show_default=False)] = None,
-    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for run folders.")] = Path("runs"),
-    name: Annotated[Optional[str], typer.Option(help="Run folder name (default: data name + time).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.", min=1)] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run folder name (default: data name + time).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
@@ -81,7 +81,7 @@ def train(
 @app.command()
 def predict(
     model: ModelArg, data: DataArg,
-    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output table (default: CSV to stdout).")]
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Output table (default: CSV to stdout).")]
     = None,
 ) -> None:
     """Add prediction (and class probability) columns to DATA."""
@@ -108,7 +108,7 @@ def evaluate(model: ModelArg, data: DataArg) -> None:
 @app.command()
 def describe(
     data: DataArg,
-    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Mark the target column.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Mark the target column.")] = None,
 ) -> None:
     """Show each column's inferred type, missing values and distinct values."""
     from deepwell.data.inference import profile_table
@@ -122,7 +122,7 @@ def describe(
 def init_config(
     data: DataArg,
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
-    out: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
 ) -> None:
     """Write the inferred configuration as YAML, to edit and pass back with --config."""
     from deepwell.data.io import read_table

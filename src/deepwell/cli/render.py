@@ -44,7 +44,7 @@ def class_tables(result: dict[str, Any]) -> list[Table]:
     matrix.add_column("")
     for c in classes:
         matrix.add_column(c, justify="right")
-    for c, row in zip(classes, model["confusion_matrix"]):
+    for c, row in zip(classes, model["confusion_matrix"], strict=True):
         matrix.add_row(c, *map(str, row))
     per_class = Table(title="per class", title_justify="left")
     for col in ("class", "precision", "recall", "f1", "support"):

@@ -17,7 +17,8 @@ from deepwell.errors import DataError
 
 SAMPLE_ROWS = 2000
 PARSE_SHARE = 0.95  # share of non-missing values that must parse for a string column to be numeric/date
-_DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$")
+_DATE_LIKE = re.compile(
+    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$")
 _ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key|index)$", re.IGNORECASE)
 
 

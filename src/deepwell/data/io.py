@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from deepwell.errors import DataError
+
+TableLike = pd.DataFrame | str | Path | dict[str, Any] | list[dict[str, Any]]
+"""What the Python API accepts as a table."""
+
+
+def as_frame(data: TableLike, what: str = "data") -> tuple[pd.DataFrame, str]:
+    """(table, name for messages) from a DataFrame, a file path, one record or a list of records."""
+    if isinstance(data, pd.DataFrame):
+        return data, what
+    if isinstance(data, (str, Path)):
+        return read_table(data), str(data)
+    if isinstance(data, dict):
+        return pd.DataFrame([data]), what
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(data), what
+    raise DataError(f"{what}: expected a pandas DataFrame, a table file path, a dict or a list of dicts; "
+                    f"got {type(data).__name__}.")
+
 
 READERS = {
     ".csv": "csv",

@@ -37,7 +37,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
         precision, recall, f1, support = skm.precision_recall_fscore_support(
             y_true, y_pred, labels=labels, zero_division=0)
         out["per_class"] = {str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                            for c, p, r, f, s in zip(classes, precision, recall, f1, support)}
+                            for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)}
     return out
 
 

@@ -26,7 +26,7 @@ class TargetEncoder:
         if self.is_classification:
             present = values.dropna()
             first_by_key: dict[str, Any] = {}
-            for value, key in zip(present, keys_of(present)):
+            for value, key in zip(present, keys_of(present), strict=True):
                 first_by_key.setdefault(key, _json_value(value))
             self.classes = [first_by_key[k] for k in sorted(first_by_key, key=_class_order)]
             if len(self.classes) < 2:
