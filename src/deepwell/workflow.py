@@ -194,6 +194,7 @@ def _resume(run: RunFolder, data: TableLike | None, quiet: bool) -> Model:
     if not isinstance(data, (str, Path)) and recorded.get("hash") and _frame_hash(frame) != recorded["hash"]:
         raise DataError(f"The DataFrame differs from the one run {run.path} started with.")
     frame = labelled_rows(frame, config, source)
+    run.write_info(status="running", error=None)
     return _fit(run, config, _split(frame, config, source), quiet, resume=True)
 
 
@@ -218,7 +219,6 @@ def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool,
     meta = {"deepwell_version": __version__, "task": config.task, "target": config.target,
             "baseline": baseline, "parameters": network.parameter_count(),
             "best_epoch": result.best_epoch}
-    network.cpu()
     model = Model(preprocessor, network, meta, run_dir=run.path)
     model.save(run.model)
     pd.DataFrame(result.history).to_csv(run.history, index=False)
@@ -246,7 +246,7 @@ def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits,
     metrics: dict[str, Any] = {
         "task": config.task, "target": config.target, "primary_metric": primary_metric(config.task),
         "validation": evaluate_outputs(model, predict_outputs(model.network, validation.inputs, config.task,
-                                                               torch.device("cpu")), validation.target.numpy()),
+                                                               model.device), validation.target.numpy()),
         "test": None,
         "training": {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
                      "stop_reason": result.stop_reason, "seconds": round(result.seconds, 3),
@@ -256,7 +256,7 @@ def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits,
     }
     if len(splits.test):
         outputs = predict_outputs(model.network, model.preprocessor.transform(splits.test), config.task,
-                                  torch.device("cpu"))
+                                  model.device)
         metrics["test"] = evaluate_outputs(model, outputs, model.preprocessor.transform_target(splits.test).numpy())
         model.table_with_predictions(splits.test, outputs).to_csv(run.predictions, index=False)
     write_json(run.metrics, metrics)
