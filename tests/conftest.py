@@ -51,3 +51,14 @@ def adult_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "adult_sample.csv"
     pd.read_csv(source).sample(2000, random_state=0).to_csv(path, index=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def sms_csv(tmp_path_factory) -> Path:
+    """1,500 rows of ../shared/datasets/sms_spam.csv (free text)."""
+    source = SHARED / "sms_spam.csv"
+    if not source.exists():
+        pytest.skip(f"{source} is absent (the shared datasets folder sits beside the repository)")
+    path = tmp_path_factory.mktemp("data") / "sms_sample.csv"
+    pd.read_csv(source).sample(1500, random_state=0).to_csv(path, index=False)
+    return path

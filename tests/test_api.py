@@ -63,3 +63,30 @@ def test_predict_accepts_records_and_files(breast_cancer_csv, tmp_path):
     assert list(model.predict(rows.iloc[0].to_dict())) == list(from_frame[:1])
     rows.to_parquet(tmp_path / "rows.parquet")
     assert list(model.predict(tmp_path / "rows.parquet")) == list(from_frame)
+
+
+def test_free_text_column_learns_spam(sms_csv, tmp_path):
+    model = dw.train(sms_csv, target="label", output=tmp_path, quiet=True, epochs=8, seed=0)
+    assert model.preprocessor.features[0].type == "text"
+    test = model.metrics["test"]
+    assert test["model"]["accuracy"] > 0.95 > test["baseline"]["accuracy"]
+    spam = model.predict([{"text": "WINNER!! You have won a free prize, call now to claim your cash reward"}])
+    assert spam[0] == "spam"
+
+
+def test_mixed_table_with_dates_ids_and_missing_values(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    signup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    plan = rng.choice(["free", "pro", "team"], n)
+    visits = rng.poisson(5, n).astype(float)
+    visits[rng.random(n) < 0.1] = np.nan
+    churn = (plan == "free") & (signup.month.isin([11, 12]) | (np.nan_to_num(visits) < 4))
+    frame = pd.DataFrame({"customer": [f"C{i:05d}" for i in range(n)], "signup": signup.strftime("%Y-%m-%d"),
+                          "plan": plan, "visits": visits, "newsletter": rng.choice(["yes", "no"], n),
+                          "churned": np.where(churn, "yes", "no")})
+    with pytest.warns(dw.DeepwellWarning, match="'customer' looks like an identifier"):
+        model = dw.train(frame, target="churned", output=tmp_path, quiet=True, epochs=20, seed=0)
+    types = {f.name: f.type for f in model.preprocessor.features}
+    assert types == {"signup": "datetime", "plan": "category", "visits": "number", "newsletter": "binary"}
+    assert model.metrics["test"]["model"]["accuracy"] > model.metrics["test"]["baseline"]["accuracy"] + 0.1

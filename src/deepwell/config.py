@@ -72,6 +72,8 @@ class TrainingConfig(_Strict):
     batch_size: int | Literal["auto"] = "auto"
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
+    embedding_learning_rate_scale: float = Field(
+        10.0, gt=0, description="learning-rate multiplier for embedding tables (each row is updated rarely)")
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
     patience: int = Field(8, ge=1, description="epochs without improvement before stopping")

@@ -78,6 +78,17 @@ def predict_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: s
     return torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0,))
 
 
+def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[str, Any]]:
+    """Embedding tables learn with a scaled learning rate and no weight decay; the rest as configured."""
+    embedding_ids = {id(p) for m in network.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+                     for p in m.parameters()}
+    params = list(network.parameters())
+    groups = [{"params": [p for p in params if id(p) not in embedding_ids], "lr_scale": 1.0},
+              {"params": [p for p in params if id(p) in embedding_ids], "lr_scale":
+               config.embedding_learning_rate_scale, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 class Trainer:
     def __init__(self, network: nn.Module, task: str, config: TrainingConfig, metric_fn: MetricFn,
                  checkpoint_path: Path | None = None, class_weights: torch.Tensor | None = None,
@@ -91,7 +102,7 @@ class Trainer:
         self.network.to(self.device)
         weights = class_weights.to(self.device) if class_weights is not None else None
         self.loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss(weight=weights)
-        self.optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
+        self.optimizer = torch.optim.AdamW(parameter_groups(network, config), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.amp_dtype, self.scaler = self._mixed_precision()
 
@@ -182,7 +193,7 @@ class Trainer:
             lr = learning_rate_at(epoch * steps_per_epoch + step, total_steps, config.learning_rate,
                                   config.schedule, config.warmup_fraction)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             batch = {k: v[index] for k, v in data.inputs.items()}
             target = data.target[index]
             with self._autocast():
