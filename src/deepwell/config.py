@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from deepwell.errors import ConfigError
 
-ColumnType = Literal["number", "binary", "category", "text", "datetime", "id", "ignore"]
+ColumnType = Literal["number", "binary", "category", "text", "datetime", "image", "id", "ignore"]
 """`id` and `ignore` columns are not used as inputs; every other type has a feature and an encoder."""
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
@@ -22,6 +22,20 @@ Task = Literal["auto", "binary", "multiclass", "regression"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ImageOptions(_Strict):
+    """How an image column is decoded, augmented and encoded by its residual CNN."""
+
+    size: int = Field(64, ge=8, description="images are resized (shorter side) and centre-cropped to size×size")
+    channels: Literal["auto", 1, 3] = Field("auto", description="auto: 3 if the images are in colour, else 1")
+    augment: bool = Field(True, description="random augmentation while training (never at prediction)")
+    crop_scale: float = Field(0.75, gt=0, le=1, description="random resized crop keeps at least this area")
+    flip: bool = Field(True, description="random horizontal flip (turn off for text, digits, maps)")
+    rotation: float = Field(10.0, ge=0, le=180, description="maximum random rotation in degrees")
+    colour_jitter: float = Field(0.2, ge=0, lt=1, description="random brightness/contrast change")
+    width: int = Field(32, ge=4, description="channels of the first CNN stage (doubles per stage)")
+    depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
 
 
 class ColumnConfig(_Strict):
@@ -32,6 +46,7 @@ class ColumnConfig(_Strict):
     max_vocabulary: int = Field(20000, ge=2, description="category/text: most frequent values kept")
     max_tokens: int = Field(64, ge=1, description="text: tokens kept per value")
     embedding_dim: int | None = Field(None, ge=1, description="category/text: None picks by cardinality")
+    image: ImageOptions | None = Field(None, description="image columns: decoding, augmentation, CNN size")
 
 
 class SplitConfig(_Strict):
@@ -91,6 +106,8 @@ class Config(_Strict):
     target: str
     task: Task = "auto"
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
+    on_bad_file: Literal["skip", "error"] = Field(
+        "skip", description="an unreadable image/audio file: skip its row (listed in the run folder) or stop")
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

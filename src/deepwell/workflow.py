@@ -5,6 +5,7 @@ This module only orchestrates; each step lives in its own package. The CLI calls
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,16 @@ import pandas as pd
 import torch
 
 from deepwell import __version__
-from deepwell.config import ColumnConfig, Config
+from deepwell.config import ColumnConfig, Config, ImageOptions
+from deepwell.data.folders import SPLIT as FOLDER_SPLIT
+from deepwell.data.folders import TARGET as FOLDER_TARGET
+from deepwell.data.folders import folder_table
 from deepwell.data.inference import infer_column_type, infer_task, profile_table
 from deepwell.data.io import TableLike, as_frame, file_sha256
 from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, warn
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, primary_metric, regression_metrics
+from deepwell.features.image import load_image_column
 from deepwell.features.number import to_numbers
 from deepwell.features.pipeline import Preprocessor
 from deepwell.features.target import TargetEncoder
@@ -79,7 +84,10 @@ def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
         if kind == "id":
             warn(f"{source}: column {name!r} looks like an identifier ({note}); it is not used as an input. "
                  f"Set its type in the config to use it.")
-        columns[name] = ColumnConfig(type=kind)
+        columns[name] = ColumnConfig(type=kind, image=ImageOptions() if kind == "image" else None)
+    for column in columns.values():
+        if column.type == "image" and column.image is None:
+            column.image = ImageOptions()
     config.columns = columns
     if config.task == "auto":
         config.task = infer_task(frame[config.target], config.target)
@@ -134,8 +142,8 @@ def train(data: TableLike | None = None, target: str | None = None, *,
     if resume is not None:
         return _resume(RunFolder.existing(resume), data, quiet)
     if data is None:
-        raise DataError("No data given: pass a table file or a DataFrame.")
-    frame, source = as_frame(data)
+        raise DataError("No data given: pass a table file, a folder of class folders, or a DataFrame.")
+    frame, source, target, config = _read_data(data, target, config)
     config = load_config(config, target)
     if epochs is not None:
         config.training.epochs = epochs
@@ -143,15 +151,63 @@ def train(data: TableLike | None = None, target: str | None = None, *,
         config.training.seed = seed
     config = resolve_config(frame, config, source)
     _check_monitor(config)
+    identity = _data_identity(data, frame)
     frame = labelled_rows(frame, config, source)
+    frame, skipped = load_files(frame, config, base_dir_of(data), source)
     splits = _split(frame, config, source)
     if config.training.batch_size == "auto":
         config.training.batch_size = auto_batch_size(len(splits.train))
     run = RunFolder.create(output, name, source if isinstance(data, (str, Path)) else "dataframe")
     write_text(run.config, config.to_yaml())
-    run.write_info(status="running", deepwell_version=__version__, data=_data_identity(data, frame),
-                   split=splits.sizes())
+    run.write_info(status="running", deepwell_version=__version__, data=identity, split=splits.sizes(),
+                   skipped_files=len(skipped))
+    if skipped:
+        pd.DataFrame(skipped, columns=["row", "file", "reason"]).to_csv(run.skipped_files, index=False)
     return _fit(run, config, splits, quiet, resume=False)
+
+
+def _read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.DataFrame, str, str | None, Any]:
+    """A folder of class folders is read as a table of paths with `label` (and `split`) columns."""
+    if isinstance(data, (str, Path)) and Path(data).is_dir():
+        frame, _ = folder_table(data)
+        if config is None and target is None:
+            target = FOLDER_TARGET
+        if FOLDER_SPLIT in frame.columns and config is None:
+            config = {"target": target or FOLDER_TARGET, "split": {"column": FOLDER_SPLIT}}
+        return frame, str(data), target, config
+    frame, source = as_frame(data)
+    return frame, source, target, config
+
+
+def base_dir_of(data: TableLike) -> Path | None:
+    """Relative file paths in a table are relative to the table file's folder."""
+    return Path(data).parent if isinstance(data, (str, Path)) and not Path(data).is_dir() else None
+
+
+def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, source: str
+               ) -> tuple[pd.DataFrame, list[tuple[Any, str, str]]]:
+    """Decode every image/audio column once, before splitting; bad files are skipped or stop the run."""
+    skipped: list[tuple[Any, str, str]] = []
+    for name, column in config.columns.items():
+        if column.type != "image":
+            continue
+        options = column.image or ImageOptions()
+        loaded, failures, channels = load_image_column(name, frame[name], options, base_dir)
+        column.image = options.model_copy(update={"channels": channels})
+        if failures and config.on_bad_file == "error":
+            shown = "; ".join(f"row {i}: {f} ({r})" for i, f, r in failures[:5])
+            raise DataError(f"{source}: {len(failures)} file(s) in column {name!r} cannot be read: {shown}. "
+                            "Set `on_bad_file: skip` to train without them.")
+        frame = frame.assign(**{name: loaded})
+        skipped += failures
+    if skipped:
+        bad_rows = {row for row, _, _ in skipped}
+        frame = frame.drop(index=list(bad_rows)).reset_index(drop=True)
+        warn(f"{source}: skipped {len(bad_rows)} row(s) whose files cannot be read; the list is saved as "
+             "skipped_files.csv in the run folder.")
+        if frame.empty:
+            raise DataError(f"{source}: no readable files left after skipping {len(bad_rows)} bad one(s).")
+    return frame, skipped
 
 
 def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool) -> Model:
@@ -171,8 +227,18 @@ def _split(frame: pd.DataFrame, config: Config, source: str) -> Splits:
 
 def _data_identity(data: TableLike, frame: pd.DataFrame) -> dict[str, Any]:
     if isinstance(data, (str, Path)):
-        return {"path": str(Path(data).resolve()), "sha256": file_sha256(data)}
+        return {"path": str(Path(data).resolve()), "sha256": _content_hash(data)}
     return {"path": None, "hash": _frame_hash(frame)}
+
+
+def _content_hash(data: str | Path) -> str:
+    """A file's sha256, or for a folder the hash of its file listing (names, sizes, modification times)."""
+    path = Path(data)
+    if not path.is_dir():
+        return file_sha256(path)
+    listing = sorted(f"{p.relative_to(path)}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}"
+                     for p in path.rglob("*") if p.is_file())
+    return hashlib.sha256("\n".join(listing).encode()).hexdigest()
 
 
 def _frame_hash(frame: pd.DataFrame) -> str:
@@ -187,13 +253,14 @@ def _resume(run: RunFolder, data: TableLike | None, quiet: bool) -> Model:
         if not recorded.get("path"):
             raise DataError(f"{run.path} was trained on a DataFrame; pass the same DataFrame to resume it.")
         data = recorded["path"]
-    frame, source = as_frame(data)
-    if isinstance(data, (str, Path)) and recorded.get("sha256") and file_sha256(data) != recorded["sha256"]:
+    frame, source, _, _ = _read_data(data, config.target, config)
+    if isinstance(data, (str, Path)) and recorded.get("sha256") and _content_hash(data) != recorded["sha256"]:
         raise DataError(f"{source} changed since run {run.path} started; resuming on different data would "
                         "not reproduce the run. Start a new run instead.")
     if not isinstance(data, (str, Path)) and recorded.get("hash") and _frame_hash(frame) != recorded["hash"]:
         raise DataError(f"The DataFrame differs from the one run {run.path} started with.")
     frame = labelled_rows(frame, config, source)
+    frame, _ = load_files(frame, config, base_dir_of(data), source)
     run.write_info(status="running", error=None)
     return _fit(run, config, _split(frame, config, source), quiet, resume=True)
 

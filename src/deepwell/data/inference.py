@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from deepwell.config import Task
+from deepwell.data.media import IMAGE_EXTENSIONS, looks_like_media
 from deepwell.errors import DataError
 
 SAMPLE_ROWS = 2000
@@ -53,6 +54,8 @@ def infer_column_type(series: pd.Series) -> tuple[str, str]:
     if pd.api.types.is_numeric_dtype(values):
         return _numeric_type(series.name, values)
     text = values.astype(str).str.strip()
+    if looks_like_media(text, IMAGE_EXTENSIONS):
+        return "image", "image file paths"
     sample = text.sample(min(SAMPLE_ROWS, n), random_state=0) if n > SAMPLE_ROWS else text
     numeric = pd.to_numeric(sample, errors="coerce")
     if numeric.notna().mean() >= PARSE_SHARE:

@@ -7,6 +7,7 @@ for columns with their own encoder. Tensors are built once per table, never per 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,14 @@ from deepwell.features.base import Feature
 from deepwell.features.binary import BinaryFeature
 from deepwell.features.category import CategoryFeature
 from deepwell.features.datetime import DatetimeFeature
+from deepwell.features.image import ImageFeature
 from deepwell.features.number import NumberFeature
 from deepwell.features.target import TargetEncoder
 from deepwell.features.text import TextFeature
 
 FEATURE_TYPES: dict[str, type[Feature]] = {
-    cls.type: cls for cls in (NumberFeature, BinaryFeature, CategoryFeature, TextFeature, DatetimeFeature)
+    cls.type: cls for cls in (NumberFeature, BinaryFeature, CategoryFeature, TextFeature, DatetimeFeature,
+                              ImageFeature)
 }
 NUMERIC_BLOCK = "numeric"
 STATE_VERSION = 1
@@ -66,14 +69,22 @@ class Preprocessor:
             shown = ", ".join(map(repr, extra[:10])) + (" …" if len(extra) > 10 else "")
             warn(f"{source}: ignoring {len(extra)} column(s) the model does not use: {shown}.")
 
-    def transform(self, frame: pd.DataFrame, strict: bool = False) -> dict[str, torch.Tensor]:
+    def transform(self, frame: pd.DataFrame, strict: bool = False, errors: dict[Any, str] | None = None,
+                  base_dir: Path | None = None) -> dict[str, torch.Tensor]:
+        """Network inputs for every row. Files that cannot be read raise, unless `errors` is given: then
+        their rows get zeros and `errors[row index]` says why (prediction reports them per row)."""
         inputs: dict[str, torch.Tensor] = {}
         numeric = [f.transform(frame[f.name], strict) for f in self.features if f.block == NUMERIC_BLOCK]
         if numeric:
             inputs[NUMERIC_BLOCK] = torch.from_numpy(np.concatenate(numeric, axis=1))
         for feature in self.features:
-            if feature.block != NUMERIC_BLOCK:
-                inputs[feature.name] = torch.from_numpy(feature.transform(frame[feature.name], strict))
+            if feature.block == NUMERIC_BLOCK:
+                continue
+            if getattr(feature, "reads_files", False):
+                array = feature.transform(frame[feature.name], strict, errors=errors, base_dir=base_dir)
+            else:
+                array = feature.transform(frame[feature.name], strict)
+            inputs[feature.name] = torch.from_numpy(array)
         return inputs
 
     def transform_target(self, frame: pd.DataFrame) -> torch.Tensor:

@@ -76,4 +76,7 @@ def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str =
         return CategoryEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
     if kind == "bag":
         return BagOfTokensEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
+    if kind == "image":
+        from deepwell.models.vision import ImageEncoder
+        return ImageEncoder(spec)
     raise ValueError(f"unknown encoder kind {kind!r}")

@@ -8,6 +8,7 @@ runs/<name>/
   history.csv            one row per epoch
   metrics.json           test and validation metrics beside the baseline
   predictions.csv        the test split with predictions
+  skipped_files.csv      image/audio files that could not be read (only when some were skipped)
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class RunFolder:
     @property
     def metrics(self) -> Path:
         return self.path / "metrics.json"
+
+    @property
+    def skipped_files(self) -> Path:
+        return self.path / "skipped_files.csv"
 
     @property
     def predictions(self) -> Path:
