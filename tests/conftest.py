@@ -62,3 +62,29 @@ def sms_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "sms_sample.csv"
     pd.read_csv(source).sample(1500, random_state=0).to_csv(path, index=False)
     return path
+
+
+def write_digits(root: Path, per_class: int = 40, split_folders: bool = False) -> Path:
+    """scikit-learn's digits (real 8×8 scans) as grayscale PNG files in one folder per class."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    counts: dict[int, int] = {}
+    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        n = counts.get(label, 0)
+        if n >= per_class:
+            continue
+        counts[label] = n + 1
+        part = ("train" if n < 0.7 * per_class else "val" if n < 0.85 * per_class else "test") \
+            if split_folders else ""
+        folder = root / part / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 255 / 16).astype(np.uint8), mode="L").save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> Path:
+    return write_digits(tmp_path_factory.mktemp("digits"))
