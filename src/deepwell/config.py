@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from deepwell.errors import ConfigError
 
-ColumnType = Literal["number", "binary", "category", "text", "datetime", "image", "id", "ignore"]
+ColumnType = Literal["number", "binary", "category", "text", "datetime", "image", "audio", "id", "ignore"]
 """`id` and `ignore` columns are not used as inputs; every other type has a feature and an encoder."""
 
 Task = Literal["auto", "binary", "multiclass", "regression"]
@@ -38,6 +38,26 @@ class ImageOptions(_Strict):
     depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
 
 
+class AudioOptions(_Strict):
+    """How an audio column is decoded, turned into a log-mel spectrogram, augmented and encoded."""
+
+    sample_rate: int = Field(16000, ge=1000, description="audio is mixed to mono and resampled to this rate")
+    duration: float = Field(1.0, gt=0, description="seconds kept: longer clips are centre-cropped, shorter padded")
+    n_mels: int = Field(64, ge=8, description="mel bands of the spectrogram")
+    window_ms: float = Field(25.0, gt=0, description="STFT window length")
+    hop_ms: float = Field(10.0, gt=0, description="STFT hop length")
+    augment: bool = Field(True, description="SpecAugment and random time shift while training")
+    time_shift: float = Field(0.1, ge=0, lt=1, description="largest random shift, as a share of the duration")
+    frequency_warp: float = Field(0.15, ge=0, lt=0.5, description="random mel-axis scaling ± (other voices)")
+    time_stretch: float = Field(0.15, ge=0, lt=0.5, description="random time-axis scaling ± (other speeds)")
+    frequency_masks: int = Field(2, ge=0, description="SpecAugment: masked mel-band ranges per clip")
+    frequency_mask_width: int = Field(8, ge=0, description="SpecAugment: widest masked range of mel bands")
+    time_masks: int = Field(2, ge=0, description="SpecAugment: masked time ranges per clip")
+    time_mask_width: int = Field(10, ge=0, description="SpecAugment: widest masked range of frames")
+    width: int = Field(16, ge=4, description="channels of the first CNN stage (doubles per stage)")
+    depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
+
+
 class ColumnConfig(_Strict):
     """How one input column is read; options that do not apply to its type are ignored."""
 
@@ -47,6 +67,7 @@ class ColumnConfig(_Strict):
     max_tokens: int = Field(64, ge=1, description="text: tokens kept per value")
     embedding_dim: int | None = Field(None, ge=1, description="category/text: None picks by cardinality")
     image: ImageOptions | None = Field(None, description="image columns: decoding, augmentation, CNN size")
+    audio: AudioOptions | None = Field(None, description="audio columns: decoding, spectrogram, CNN size")
 
 
 class SplitConfig(_Strict):

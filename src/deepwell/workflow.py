@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from deepwell import __version__
-from deepwell.config import ColumnConfig, Config, ImageOptions
+from deepwell.config import AudioOptions, ColumnConfig, Config, ImageOptions
 from deepwell.data.folders import SPLIT as FOLDER_SPLIT
 from deepwell.data.folders import TARGET as FOLDER_TARGET
 from deepwell.data.folders import folder_table
@@ -23,9 +23,9 @@ from deepwell.data.io import TableLike, as_frame, file_sha256
 from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, warn
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, primary_metric, regression_metrics
-from deepwell.features.image import load_image_column
+from deepwell.features.files import FileFeature
 from deepwell.features.number import to_numbers
-from deepwell.features.pipeline import Preprocessor
+from deepwell.features.pipeline import FEATURE_TYPES, Preprocessor
 from deepwell.features.target import TargetEncoder
 from deepwell.model import Model, evaluate_outputs
 from deepwell.models.network import TabularNetwork
@@ -84,10 +84,12 @@ def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
         if kind == "id":
             warn(f"{source}: column {name!r} looks like an identifier ({note}); it is not used as an input. "
                  f"Set its type in the config to use it.")
-        columns[name] = ColumnConfig(type=kind, image=ImageOptions() if kind == "image" else None)
-    for column in columns.values():
+        columns[name] = ColumnConfig(type=kind)
+    for column in columns.values():  # file columns show their options in the resolved config
         if column.type == "image" and column.image is None:
             column.image = ImageOptions()
+        if column.type == "audio" and column.audio is None:
+            column.audio = AudioOptions()
     config.columns = columns
     if config.task == "auto":
         config.task = infer_task(frame[config.target], config.target)
@@ -186,14 +188,19 @@ def base_dir_of(data: TableLike) -> Path | None:
 
 def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, source: str
                ) -> tuple[pd.DataFrame, list[tuple[Any, str, str]]]:
-    """Decode every image/audio column once, before splitting; bad files are skipped or stop the run."""
+    """Decode every image/audio column once, before splitting; bad files are skipped or stop the run.
+
+    `auto` options (such as an image column's channels) are fixed here and written into `config`.
+    """
     skipped: list[tuple[Any, str, str]] = []
     for name, column in config.columns.items():
-        if column.type != "image":
+        feature_type = FEATURE_TYPES.get(column.type)
+        if feature_type is None or not issubclass(feature_type, FileFeature):
             continue
-        options = column.image or ImageOptions()
-        loaded, failures, channels = load_image_column(name, frame[name], options, base_dir)
-        column.image = options.model_copy(update={"channels": channels})
+        feature = feature_type(name, column)
+        feature.resolve(frame[name], base_dir)
+        config.columns[name] = feature.options
+        loaded, failures = feature.load_column(frame[name], base_dir)
         if failures and config.on_bad_file == "error":
             shown = "; ".join(f"row {i}: {f} ({r})" for i, f, r in failures[:5])
             raise DataError(f"{source}: {len(failures)} file(s) in column {name!r} cannot be read: {shown}. "

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from deepwell.config import Task
-from deepwell.data.media import IMAGE_EXTENSIONS, looks_like_media
+from deepwell.data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, looks_like_media
 from deepwell.errors import DataError
 
 SAMPLE_ROWS = 2000
@@ -56,6 +56,8 @@ def infer_column_type(series: pd.Series) -> tuple[str, str]:
     text = values.astype(str).str.strip()
     if looks_like_media(text, IMAGE_EXTENSIONS):
         return "image", "image file paths"
+    if looks_like_media(text, AUDIO_EXTENSIONS):
+        return "audio", "audio file paths"
     sample = text.sample(min(SAMPLE_ROWS, n), random_state=0) if n > SAMPLE_ROWS else text
     numeric = pd.to_numeric(sample, errors="coerce")
     if numeric.notna().mean() >= PARSE_SHARE:

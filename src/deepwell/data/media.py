@@ -76,6 +76,36 @@ def decode_image(value: Any, size: int, channels: int) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
 
+def decode_audio(value: Any, sample_rate: int, samples: int) -> np.ndarray:
+    """int16 [samples]: mixed to mono, resampled (polyphase), centre-cropped or zero-padded."""
+    import soundfile
+    from scipy.signal import resample_poly
+
+    if isinstance(value, np.ndarray):  # in-memory audio must already be at the model's sample rate
+        wave, rate = value.astype(np.float32), sample_rate
+        if np.issubdtype(value.dtype, np.integer):
+            wave = wave / np.iinfo(value.dtype).max
+    elif isinstance(value, (bytes, bytearray)):
+        wave, rate = soundfile.read(io.BytesIO(value), dtype="float32", always_2d=True)
+    elif isinstance(value, Path):
+        if not value.exists():
+            raise FileNotFoundError(f"file does not exist: {value}")
+        wave, rate = soundfile.read(value, dtype="float32", always_2d=True)
+    else:
+        raise TypeError(f"expected an audio path, bytes or array, got {type(value).__name__}")
+    wave = wave.mean(axis=1) if wave.ndim == 2 else wave
+    if rate != sample_rate:
+        divisor = np.gcd(int(rate), int(sample_rate))
+        wave = resample_poly(wave, sample_rate // divisor, int(rate) // divisor).astype(np.float32)
+    if len(wave) >= samples:
+        start = (len(wave) - samples) // 2
+        wave = wave[start:start + samples]
+    else:
+        pad = samples - len(wave)
+        wave = np.pad(wave, (pad // 2, pad - pad // 2))
+    return (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+
+
 def image_is_colour(value: Any) -> bool:
     """Cheap look at one image's mode, used to choose 1 or 3 channels for a column."""
     from PIL import Image

@@ -6,69 +6,55 @@ each batch on the training device.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deepwell.config import ImageOptions
-from deepwell.data.media import LoadedFile, decode_column, decode_image, image_is_colour, resolve_path
-from deepwell.errors import DataError
-from deepwell.features.base import Feature
-
-STAT_SAMPLE = 2000
+from deepwell.data.media import LoadedFile, decode_image, image_is_colour, resolve_path
+from deepwell.features.files import FileFeature
 
 
-class ImageFeature(Feature):
+class ImageFeature(FileFeature):
     type = "image"
-    block = "own"
-    reads_files = True
 
     @property
     def image(self) -> ImageOptions:
         return self.options.image or ImageOptions()
 
-    def choose_channels(self, values: pd.Series, base_dir=None) -> int:
-        if self.image.channels != "auto":
-            return int(self.image.channels)
-        sample = [v.array if isinstance(v, LoadedFile) else resolve_path(v, base_dir) for v in values.dropna().head(20)]
-        return 3 if any(image_is_colour(v) for v in sample) else 1
+    @property
+    def channels(self) -> int:
+        return 1 if self.image.channels == "auto" else int(self.image.channels)
 
-    def decoder(self, channels: int):
+    def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
+        if self.image.channels == "auto":
+            sample = [v.array if isinstance(v, LoadedFile) else resolve_path(v, base_dir)
+                      for v in values.dropna().head(20)]
+            channels = 3 if any(image_is_colour(v) for v in sample) else 1
+            self.options = self.options.model_copy(update={"image": self.image.model_copy(
+                update={"channels": channels})})
+
+    def decode(self, value: Any) -> np.ndarray:
+        return decode_image(value, self.image.size, self.channels)
+
+    def accepts(self, array: np.ndarray) -> bool:
+        return array.shape == (self.image.size, self.image.size, self.channels)
+
+    def stack(self, arrays: list[np.ndarray | None], rows: int) -> np.ndarray:
         size = self.image.size
-
-        def decode(value: Any) -> np.ndarray:
-            if isinstance(value, LoadedFile) and value.array.shape == (size, size, channels):
-                return value.array
-            return decode_image(value.source if isinstance(value, LoadedFile) else value, size, channels)
-
-        return decode
-
-    def fit(self, values: pd.Series) -> None:
-        self.channels = self.choose_channels(values)
-        decoded = decode_column(values.head(STAT_SAMPLE), self.decoder(self.channels))
-        arrays = [a for a in decoded.arrays if a is not None]
-        if not arrays:
-            raise DataError(f"Column {self.name!r}: none of the training images could be decoded.")
-        pixels = np.stack(arrays).reshape(-1, self.channels).astype(np.float64) / 255.0
-        self.mean = pixels.mean(axis=0).tolist()
-        self.std = np.maximum(pixels.std(axis=0), 1e-3).tolist()
-
-    def transform(self, values: pd.Series, strict: bool = False, errors: dict | None = None,
-                  base_dir=None) -> np.ndarray:
-        size = self.image.size
-        decoded = decode_column(values, self.decoder(self.channels), base_dir)
-        if decoded.failures and errors is None:
-            index, value, reason = decoded.failures[0]
-            raise DataError(f"Column {self.name!r}: {len(decoded.failures)} image(s) could not be read; "
-                            f"first at row {index} ({value}): {reason}")
-        out = np.zeros((len(values), self.channels, size, size), dtype=np.uint8)
-        for row, array in enumerate(decoded.arrays):
+        out = np.zeros((rows, self.channels, size, size), dtype=np.uint8)
+        for row, array in enumerate(arrays):
             if array is not None:
                 out[row] = array.transpose(2, 0, 1)
-        for index, _, reason in decoded.failures:
-            errors.setdefault(index, f"{self.name}: {reason}")
         return out
+
+    def fit(self, values: pd.Series) -> None:
+        self.resolve(values, None)
+        pixels = np.stack(self.decoded_sample(values)).reshape(-1, self.channels).astype(np.float64) / 255.0
+        self.mean = pixels.mean(axis=0).tolist()
+        self.std = np.maximum(pixels.std(axis=0), 1e-3).tolist()
 
     def encoder_spec(self) -> dict[str, Any]:
         o = self.image
@@ -78,22 +64,7 @@ class ImageFeature(Feature):
                             "rotation": o.rotation, "colour_jitter": o.colour_jitter}}
 
     def get_state(self) -> dict[str, Any]:
-        return {"channels": self.channels, "mean": self.mean, "std": self.std}
+        return {"mean": self.mean, "std": self.std}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.channels, self.mean, self.std = int(state["channels"]), list(state["mean"]), list(state["std"])
-
-
-
-def load_image_column(name: str, values: pd.Series, options: ImageOptions, base_dir=None
-                      ) -> tuple[pd.Series, list[tuple[Any, str, str]], int]:
-    """Decode a whole column once (before splitting): (LoadedFile per row or None, failures, channels)."""
-    from deepwell.config import ColumnConfig
-
-    feature = ImageFeature(name, ColumnConfig(type="image", image=options))
-    channels = feature.choose_channels(values, base_dir)
-    decoded = decode_column(values, feature.decoder(channels), base_dir)
-    loaded = pd.Series([None if a is None else LoadedFile(str(v), a) for v, a in zip(values, decoded.arrays,
-                                                                                     strict=True)],
-                       index=values.index, dtype=object)
-    return loaded, decoded.failures, channels
+        self.mean, self.std = list(state["mean"]), list(state["std"])

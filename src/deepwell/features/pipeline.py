@@ -16,6 +16,7 @@ import torch
 
 from deepwell.config import ColumnConfig
 from deepwell.errors import DataError, warn
+from deepwell.features.audio import AudioFeature
 from deepwell.features.base import Feature
 from deepwell.features.binary import BinaryFeature
 from deepwell.features.category import CategoryFeature
@@ -27,7 +28,7 @@ from deepwell.features.text import TextFeature
 
 FEATURE_TYPES: dict[str, type[Feature]] = {
     cls.type: cls for cls in (NumberFeature, BinaryFeature, CategoryFeature, TextFeature, DatetimeFeature,
-                              ImageFeature)
+                              ImageFeature, AudioFeature)
 }
 NUMERIC_BLOCK = "numeric"
 STATE_VERSION = 1

@@ -79,4 +79,7 @@ def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str =
     if kind == "image":
         from deepwell.models.vision import ImageEncoder
         return ImageEncoder(spec)
+    if kind == "audio":
+        from deepwell.models.audio import AudioEncoder
+        return AudioEncoder(spec)
     raise ValueError(f"unknown encoder kind {kind!r}")

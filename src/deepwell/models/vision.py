@@ -59,18 +59,16 @@ class BasicBlock(nn.Module):
         return F.relu(self.body(x) + self.shortcut(x))
 
 
-class ImageEncoder(nn.Module):
-    """uint8 [batch, channels, size, size] → features [batch, 4 × width]."""
+class ResidualCNN(nn.Module):
+    """Stem → three residual stages (width, 2×, 4× channels; stride 2 between) → global average pool.
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    Inputs of 64 pixels or more on their short side are halved by the stem: 4× less compute, little loss.
+    Shared by images and spectrograms.
+    """
+
+    def __init__(self, channels: int, width: int, depth: int, short_side: int) -> None:
         super().__init__()
-        channels, width, depth, size = int(spec["channels"]), int(spec["width"]), int(spec["depth"]), int(spec["size"])
-        augment = spec["augment"]
-        self.augment = ImageAugment(augment["crop_scale"], augment["flip"], augment["rotation"],
-                                    augment["colour_jitter"]) if augment["enabled"] else nn.Identity()
-        self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32).view(1, -1, 1, 1))
-        stem_stride = 2 if size >= 64 else 1  # large inputs are halved first: 4× less compute, little loss
+        stem_stride = 2 if short_side >= 64 else 1
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, stem_stride, 1, bias=False),
                                    nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         widths = [width, 2 * width, 4 * width]
@@ -80,11 +78,27 @@ class ImageEncoder(nn.Module):
                 layers.append(BasicBlock(previous, stage_width, 2 if stage > 0 and block == 0 else 1))
                 previous = stage_width
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.cnn = nn.Sequential(*layers)
+        self.layers = nn.Sequential(*layers)
         self.output_dim = widths[-1]
         self.to(memory_format=torch.channels_last)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.contiguous(memory_format=torch.channels_last))
+
+
+class ImageEncoder(nn.Module):
+    """uint8 [batch, channels, size, size] → features [batch, 4 × width]."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__()
+        augment = spec["augment"]
+        self.augment = ImageAugment(augment["crop_scale"], augment["flip"], augment["rotation"],
+                                    augment["colour_jitter"]) if augment["enabled"] else nn.Identity()
+        self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32).view(1, -1, 1, 1))
+        self.cnn = ResidualCNN(int(spec["channels"]), int(spec["width"]), int(spec["depth"]), int(spec["size"]))
+        self.output_dim = self.cnn.output_dim
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255.0).contiguous(memory_format=torch.channels_last)
-        x = self.augment(x)
+        x = self.augment(images.float().div_(255.0))
         return self.cnn((x - self.mean) / self.std)
