@@ -8,6 +8,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install system-packages clean benchmark
 
+# Debian packages the tests use (speech is synthesised with espeak-ng); installed once, when missing.
+system-packages:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y espeak-ng; \
+	  else sudo apt-get update && sudo apt-get install -y espeak-ng; fi; }
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -20,12 +26,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	bash examples/demo.sh $(PY)
 
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest -q
 
-benchmark: $(STAMP)
+benchmark: $(STAMP) system-packages
 	$(PY) benchmarks/run_tabular.py
+	$(PY) benchmarks/run_media.py
 
 clean:
 	rm -rf $(VENV) runs demo-data .pytest_cache

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from sklearn.datasets import load_digits
 from sklearn.svm import SVC
 
 import deepwell as dw
 from deepwell.config import SplitConfig
 from deepwell.data.folders import folder_table
 from deepwell.data.split import split_table
+from deepwell.sample_data import write_digits
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = 42
@@ -36,15 +36,6 @@ SEED = 42
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def write_digits(root: Path) -> Path:
-    digits = load_digits()
-    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
-        folder = root / str(label)
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((image * 255 / 16).astype(np.uint8), mode="L").save(folder / f"{i:04d}.png")
-    return root
 
 
 def digits_benchmark(work: Path) -> list[dict]:

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
+from deepwell.sample_data import write_digits
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FAST = {"epochs": 4, "seed": 0}
 
@@ -64,27 +66,20 @@ def sms_csv(tmp_path_factory) -> Path:
     return path
 
 
-def write_digits(root: Path, per_class: int = 40, split_folders: bool = False) -> Path:
-    """scikit-learn's digits (real 8×8 scans) as grayscale PNG files in one folder per class."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    counts: dict[int, int] = {}
-    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
-        n = counts.get(label, 0)
-        if n >= per_class:
-            continue
-        counts[label] = n + 1
-        part = ("train" if n < 0.7 * per_class else "val" if n < 0.85 * per_class else "test") \
-            if split_folders else ""
-        folder = root / part / str(label)
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((image * 255 / 16).astype(np.uint8), mode="L").save(folder / f"{i:04d}.png")
-    return root
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> Path:
+    return write_digits(tmp_path_factory.mktemp("digits"), per_class=40)
 
 
 @pytest.fixture(scope="session")
-def digits_folder(tmp_path_factory) -> Path:
-    return write_digits(tmp_path_factory.mktemp("digits"))
+def spoken_words(tmp_path_factory) -> Path:
+    """4 words × 6 espeak-ng voices × 2 speeds as WAV files; words.csv with audio, word, voice, split."""
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (make test installs it)")
+    from deepwell.sample_data import VOICES, write_spoken_words
+
+    return write_spoken_words(tmp_path_factory.mktemp("words"), words=["yes", "no", "stop", "go"],
+                              voices=VOICES[:6], speeds=(140, 180), pitches=(50,), test_voices=1,
+                              validation_voices=1)

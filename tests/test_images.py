@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 import deepwell as dw
-from conftest import write_digits
 from deepwell.models.vision import ImageAugment
+from deepwell.sample_data import write_digits
 
 IMAGE = {"size": 16, "flip": False, "width": 8}
 
