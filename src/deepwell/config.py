@@ -58,14 +58,25 @@ class AudioOptions(_Strict):
     depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
 
 
+class TextOptions(_Strict):
+    """How a text column is tokenised and encoded."""
+
+    tokenizer: Literal["wordpiece", "bpe"] = Field("wordpiece", description="learned from the training text")
+    encoder: Literal["bag", "cnn", "transformer"] = Field(
+        "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
+    layers: int = Field(2, ge=1, description="transformer layers")
+    heads: int = Field(4, ge=1, description="transformer attention heads (must divide the embedding size)")
+
+
 class ColumnConfig(_Strict):
     """How one input column is read; options that do not apply to its type are ignored."""
 
     type: ColumnType
     min_frequency: int = Field(2, ge=1, description="category/text: rarer values go to the unknown bucket")
-    max_vocabulary: int = Field(20000, ge=2, description="category/text: most frequent values kept")
+    max_vocabulary: int = Field(20000, ge=2, description="category: most frequent values kept; text: vocabulary size")
     max_tokens: int = Field(64, ge=1, description="text: tokens kept per value")
     embedding_dim: int | None = Field(None, ge=1, description="category/text: None picks by cardinality")
+    text: TextOptions | None = Field(None, description="text columns: tokenizer and encoder")
     image: ImageOptions | None = Field(None, description="image columns: decoding, augmentation, CNN size")
     audio: AudioOptions | None = Field(None, description="audio columns: decoding, spectrogram, CNN size")
 

@@ -1,4 +1,9 @@
-"""Free text: lower-cased word and punctuation tokens, a vocabulary, padded id rows for an embedding bag."""
+"""Free text: a WordPiece or BPE tokenizer learned from the training text with Hugging Face `tokenizers`,
+then padded token ids for the column's encoder (embedding bag, 1-D CNN or transformer).
+
+The tokenizer is saved as its own JSON inside preprocessor.json: no code, and it encodes in Rust, in
+parallel, once per table.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +12,58 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepwell.config import TextOptions
 from deepwell.features.base import Feature
 
-PAD, UNKNOWN = 0, 1
-TOKEN_PATTERN = r"\w+|[^\w\s]"
+PAD, UNKNOWN = "[PAD]", "[UNK]"  # ids 0 and 1
 
 
-def tokenize(values: pd.Series) -> pd.Series:
-    return values.astype("string").fillna("").str.lower().str.findall(TOKEN_PATTERN)
+def train_tokenizer(texts: list[str], kind: str, vocabulary: int, min_frequency: int):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    if kind == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token=UNKNOWN))
+        trainer = trainers.BpeTrainer(vocab_size=vocabulary, min_frequency=min_frequency,
+                                      special_tokens=[PAD, UNKNOWN], show_progress=False)
+    else:
+        tokenizer = Tokenizer(models.WordPiece(unk_token=UNKNOWN))
+        trainer = trainers.WordPieceTrainer(vocab_size=vocabulary, min_frequency=min_frequency,
+                                            special_tokens=[PAD, UNKNOWN], show_progress=False)
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.train_from_iterator(texts, trainer)
+    return tokenizer
 
 
 class TextFeature(Feature):
     type = "text"
     block = "own"
 
+    @property
+    def text(self) -> TextOptions:
+        return self.options.text or TextOptions()
+
     def fit(self, values: pd.Series) -> None:
-        counts = tokenize(values).explode().dropna().value_counts()
-        counts = counts[counts >= self.options.min_frequency]
-        self.vocabulary = counts.index[: self.options.max_vocabulary].tolist()
+        texts = values.dropna().astype(str).tolist()
+        self.tokenizer = train_tokenizer(texts, self.text.tokenizer, self.options.max_vocabulary,
+                                         self.options.min_frequency)
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
-        lookup = {token: i + 2 for i, token in enumerate(self.vocabulary)}
-        length = self.options.max_tokens
-        out = np.full((len(values), length), PAD, dtype=np.int64)
-        for row, tokens in enumerate(tokenize(values)):
-            ids = [lookup.get(t, UNKNOWN) for t in tokens[:length]]
-            out[row, : len(ids)] = ids
-        return out
+        self.tokenizer.enable_truncation(self.options.max_tokens)
+        self.tokenizer.enable_padding(length=self.options.max_tokens, pad_id=0, pad_token=PAD)
+        texts = values.astype("string").fillna("").tolist()
+        return np.array([encoding.ids for encoding in self.tokenizer.encode_batch(texts)], dtype=np.int64)
 
     def encoder_spec(self) -> dict[str, Any]:
-        return {"kind": "bag", "num_embeddings": len(self.vocabulary) + 2,
-                "dim": self.options.embedding_dim or 64}
+        dim = self.options.embedding_dim or (64 if self.text.encoder == "bag" else 128)
+        return {"kind": "bag" if self.text.encoder == "bag" else f"text_{self.text.encoder}",
+                "num_embeddings": self.tokenizer.get_vocab_size(), "dim": dim,
+                "max_tokens": self.options.max_tokens, "layers": self.text.layers, "heads": self.text.heads}
 
     def get_state(self) -> dict[str, Any]:
-        return {"vocabulary": self.vocabulary}
+        return {"tokenizer": self.tokenizer.to_str()}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.vocabulary = list(state["vocabulary"])
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(state["tokenizer"])

@@ -76,6 +76,9 @@ def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str =
         return CategoryEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
     if kind == "bag":
         return BagOfTokensEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
+    if kind in ("text_cnn", "text_transformer"):
+        from deepwell.models.text import TextCNNEncoder, TextTransformerEncoder
+        return (TextCNNEncoder if kind == "text_cnn" else TextTransformerEncoder)(spec, dropout)
     if kind == "image":
         from deepwell.models.vision import ImageEncoder
         return ImageEncoder(spec)
