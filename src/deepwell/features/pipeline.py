@@ -34,6 +34,14 @@ NUMERIC_BLOCK = "numeric"
 STATE_VERSION = 1
 
 
+def make_feature(name: str, options: ColumnConfig) -> Feature:
+    """The feature class for a column's type (text with a pretrained encoder has its own)."""
+    if options.type == "text" and options.text is not None and options.text.pretrained:
+        from deepwell.features.pretrained import PretrainedTextFeature
+        return PretrainedTextFeature(name, options)
+    return FEATURE_TYPES[options.type](name, options)
+
+
 class Preprocessor:
     def __init__(self, features: list[Feature], target: TargetEncoder) -> None:
         self.features = features
@@ -44,7 +52,7 @@ class Preprocessor:
         features = []
         for name, options in columns.items():
             if options.type in FEATURE_TYPES:
-                feature = FEATURE_TYPES[options.type](name, options)
+                feature = make_feature(name, options)
                 feature.fit(train[name])
                 features.append(feature)
         if not features:
@@ -108,11 +116,22 @@ class Preprocessor:
     def to_json(self) -> str:
         return json.dumps(self.state(), indent=1, ensure_ascii=False)
 
+    def save_assets(self, folder: Path) -> None:
+        """Files some features need at prediction time (e.g. a pretrained encoder), under folder/<column>/."""
+        for feature in self.features:
+            if hasattr(feature, "save_assets"):
+                feature.save_assets(folder / feature.name)
+
+    def attach_assets(self, folder: Path) -> None:
+        for feature in self.features:
+            if hasattr(feature, "attach_assets"):
+                feature.attach_assets(folder / feature.name)
+
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Preprocessor:
         features = []
         for item in state["features"]:
-            feature = FEATURE_TYPES[item["type"]](item["name"], ColumnConfig.model_validate(item["options"]))
+            feature = make_feature(item["name"], ColumnConfig.model_validate(item["options"]))
             feature.set_state(item)
             features.append(feature)
         return cls(features, TargetEncoder.from_state(state["target"]))

@@ -72,6 +72,8 @@ def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str =
         if numeric_embedding == "periodic":
             return PeriodicNumericEncoder(int(spec["width"]))
         return NumericEncoder(int(spec["width"]))
+    if kind == "vector":  # precomputed embeddings (e.g. a frozen pretrained encoder): used as they are
+        return NumericEncoder(int(spec["width"]))
     if kind == "embedding":
         return CategoryEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
     if kind == "bag":

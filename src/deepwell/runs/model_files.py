@@ -35,6 +35,7 @@ def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNe
         state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
         save_file(state, str(staging / "weights.safetensors"), metadata={"format": FORMAT})
         write_text(staging / "preprocessor.json", preprocessor.to_json())
+        preprocessor.save_assets(staging / "assets")
         write_json(staging / "architecture.json", network.architecture)
         write_json(staging / "meta.json", {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
         old = path.with_name(f".{path.name}.old")
@@ -74,6 +75,7 @@ def load_model_folder(path: str | Path) -> tuple[Preprocessor, TabularNetwork, d
                              f"this version reads format {FORMAT_VERSION}. Upgrade deepwell.")
     try:
         preprocessor = Preprocessor.from_state(_read_json(folder / "preprocessor.json"))
+        preprocessor.attach_assets(folder / "assets")
         network = TabularNetwork.from_architecture(_read_json(folder / "architecture.json"))
     except ModelFileError:
         raise

