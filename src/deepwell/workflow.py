@@ -6,6 +6,7 @@ This module only orchestrates; each step lives in its own package. The CLI calls
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +277,7 @@ def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool,
     seed = config.training.seed
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
-    preprocessor = Preprocessor.fit(splits.train, config.columns, TargetEncoder(config.target, config.task))
+    preprocessor = _preprocessor(run, config, splits, resume)
     encoder = preprocessor.target
     train_data = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train))
     validation = TensorData(preprocessor.transform(splits.validation),
@@ -300,6 +301,16 @@ def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool,
     status = "interrupted" if result.stop_reason == "interrupted" else "finished"
     run.write_info(status=status, stop_reason=result.stop_reason)
     return model
+
+
+def _preprocessor(run: RunFolder, config: Config, splits: Splits, resume: bool) -> Preprocessor:
+    """Fitted on the training split and kept in the run folder, so a resumed run reuses the very same
+    state (some fits, such as a learned tokenizer, may differ slightly when repeated)."""
+    if resume and run.preprocessor.is_file():
+        return Preprocessor.from_state(json.loads(run.preprocessor.read_text(encoding="utf-8")))
+    preprocessor = Preprocessor.fit(splits.train, config.columns, TargetEncoder(config.target, config.task))
+    write_text(run.preprocessor, preprocessor.to_json())
+    return preprocessor
 
 
 def _metric_fn(encoder: TargetEncoder):

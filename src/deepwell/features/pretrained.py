@@ -1,8 +1,11 @@
-"""Text through a pretrained Hugging Face encoder (e.g. MiniLM) loaded from a folder on disk, frozen.
+"""Text through a pretrained Hugging Face encoder (e.g. MiniLM) loaded from a folder on disk.
 
-Sentence embeddings (mean of the last hidden states over real tokens, L2-normalised — the
-sentence-transformers recipe) are computed once per table, so training only fits the layers above
-them. The encoder folder is copied into the saved model (model/assets/<column>/), so a model folder is
+Frozen (default): sentence embeddings (mean of the last hidden states over real tokens, L2-normalised —
+the sentence-transformers recipe) are computed once per table, so training only fits the layers above
+them. Fine-tuned (`text.fine_tune`): the feature gives token ids and the encoder (models/pretrained.py)
+trains end to end, its layers at a smaller learning rate.
+
+The encoder folder is copied into the saved model (model/assets/<column>/), so a model folder is
 self-contained; it is loaded with safetensors weights only and never runs code from the folder.
 """
 
@@ -72,6 +75,9 @@ class PretrainedTextFeature(Feature):
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
         tokenizer, model = self._encoder()
         texts = values.astype("string").fillna("").tolist()
+        if self.text.fine_tune:  # token ids; padding positions hold the tokenizer's pad id
+            return tokenizer(texts, padding="max_length", truncation=True, max_length=self.options.max_tokens,
+                             return_tensors="np")["input_ids"].astype(np.int64)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), BATCH):
@@ -84,13 +90,18 @@ class PretrainedTextFeature(Feature):
         return out
 
     def encoder_spec(self) -> dict[str, Any]:
-        return {"kind": "vector", "width": self.dim}
+        if not self.text.fine_tune:
+            return {"kind": "vector", "width": self.dim}
+        return {"kind": "pretrained_text", "source": str(self.source), "dim": self.dim,
+                "pad_id": int(self._encoder()[0].pad_token_id or 0),
+                "learning_rate_scale": self.text.pretrained_learning_rate_scale}
 
     def get_state(self) -> dict[str, Any]:
-        return {"dim": self.dim}
+        return {"dim": self.dim, "source": str(self.source)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.dim = int(state["dim"])
+        """`source` is where the encoder was read while training; a saved model re-attaches its own copy."""
+        self.dim, self.source, self._loaded = int(state["dim"]), Path(state["source"]), None
 
     # --- the encoder folder travels with the saved model ----------------------------------------
     def save_assets(self, folder: Path) -> None:

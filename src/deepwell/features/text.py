@@ -7,6 +7,7 @@ parallel, once per table.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,22 @@ def train_tokenizer(texts: list[str], kind: str, vocabulary: int, min_frequency:
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.train_from_iterator(texts, trainer)
-    return tokenizer
+    return canonical(tokenizer)
+
+
+def canonical(tokenizer):
+    """Renumber the vocabulary: specials first, then tokens in sorted order.
+
+    The trainer breaks ties in hash-map order, so ids would otherwise be permuted from run to run (and
+    with them which embedding row each token starts from); sorted ids make a run repeatable.
+    """
+    from tokenizers import Tokenizer
+
+    data = json.loads(tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    ordered = [PAD, UNKNOWN] + sorted(t for t in vocab if t not in (PAD, UNKNOWN))
+    data["model"]["vocab"] = {token: i for i, token in enumerate(ordered)}
+    return Tokenizer.from_str(json.dumps(data))
 
 
 class TextFeature(Feature):
@@ -55,7 +71,7 @@ class TextFeature(Feature):
         return np.array([encoding.ids for encoding in self.tokenizer.encode_batch(texts)], dtype=np.int64)
 
     def encoder_spec(self) -> dict[str, Any]:
-        dim = self.options.embedding_dim or (64 if self.text.encoder == "bag" else 128)
+        dim = self.options.embedding_dim or 128
         return {"kind": "bag" if self.text.encoder == "bag" else f"text_{self.text.encoder}",
                 "num_embeddings": self.tokenizer.get_vocab_size(), "dim": dim,
                 "max_tokens": self.options.max_tokens, "layers": self.text.layers, "heads": self.text.heads}

@@ -4,6 +4,7 @@ runs/<name>/
   config.yaml            the fully resolved configuration
   run.json               data file, its hash, split sizes, status (running / finished / interrupted)
   model/                 weights.safetensors, preprocessor.json, architecture.json, meta.json
+  preprocessor.json      the fitted preprocessing, reused by --resume
   checkpoint.safetensors latest training state, for --resume
   history.csv            one row per epoch
   metrics.json           test and validation metrics beside the baseline
@@ -39,6 +40,10 @@ class RunFolder:
     @property
     def model(self) -> Path:
         return self.path / "model"
+
+    @property
+    def preprocessor(self) -> Path:
+        return self.path / "preprocessor.json"
 
     @property
     def checkpoint(self) -> Path:

@@ -36,7 +36,7 @@ def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNe
         save_file(state, str(staging / "weights.safetensors"), metadata={"format": FORMAT})
         write_text(staging / "preprocessor.json", preprocessor.to_json())
         preprocessor.save_assets(staging / "assets")
-        write_json(staging / "architecture.json", network.architecture)
+        write_json(staging / "architecture.json", _portable(network.architecture))
         write_json(staging / "meta.json", {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
@@ -76,7 +76,7 @@ def load_model_folder(path: str | Path) -> tuple[Preprocessor, TabularNetwork, d
     try:
         preprocessor = Preprocessor.from_state(_read_json(folder / "preprocessor.json"))
         preprocessor.attach_assets(folder / "assets")
-        network = TabularNetwork.from_architecture(_read_json(folder / "architecture.json"))
+        network = TabularNetwork.from_architecture(_located(_read_json(folder / "architecture.json"), folder))
     except ModelFileError:
         raise
     except Exception as exc:
@@ -95,6 +95,20 @@ def load_model_folder(path: str | Path) -> tuple[Preprocessor, TabularNetwork, d
                              f"({first}).") from None
     network.eval()
     return preprocessor, network, meta
+
+
+def _portable(architecture: dict[str, Any]) -> dict[str, Any]:
+    """Encoders built from files (a fine-tuned pretrained encoder) point at the model's own assets/ copy
+    and are rebuilt from its config only: their weights are in weights.safetensors."""
+    inputs = {key: ({**spec, "source": f"assets/{key}", "saved": True} if "source" in spec else spec)
+              for key, spec in architecture["inputs"].items()}
+    return {**architecture, "inputs": inputs}
+
+
+def _located(architecture: dict[str, Any], folder: Path) -> dict[str, Any]:
+    inputs = {key: ({**spec, "source": str(folder / spec["source"])} if "source" in spec else spec)
+              for key, spec in architecture["inputs"].items()}
+    return {**architecture, "inputs": inputs}
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -79,13 +79,23 @@ def predict_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: s
 
 
 def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[str, Any]]:
-    """Embedding tables learn with a scaled learning rate and no weight decay; the rest as configured."""
+    """Learning-rate groups: modules that set `learning_rate_scale` (a pretrained encoder being fine-tuned)
+    use it for all their parameters; other embedding tables learn 10× faster without weight decay."""
+    scaled: dict[float, list[nn.Parameter]] = {}
+    taken: set[int] = set()
+    for module in network.modules():
+        scale = getattr(module, "learning_rate_scale", None)
+        if scale is not None:
+            params = [p for p in module.parameters() if id(p) not in taken]
+            scaled.setdefault(float(scale), []).extend(params)
+            taken |= {id(p) for p in params}
     embedding_ids = {id(p) for m in network.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
-                     for p in m.parameters()}
-    params = list(network.parameters())
-    groups = [{"params": [p for p in params if id(p) not in embedding_ids], "lr_scale": 1.0},
-              {"params": [p for p in params if id(p) in embedding_ids], "lr_scale":
+                     for p in m.parameters() if id(p) not in taken}
+    rest = [p for p in network.parameters() if id(p) not in taken]
+    groups = [{"params": [p for p in rest if id(p) not in embedding_ids], "lr_scale": 1.0},
+              {"params": [p for p in rest if id(p) in embedding_ids], "lr_scale":
                config.embedding_learning_rate_scale, "weight_decay": 0.0}]
+    groups += [{"params": params, "lr_scale": scale} for scale, params in scaled.items()]
     return [g for g in groups if g["params"]]
 
 
