@@ -34,6 +34,9 @@ class ImageOptions(_Strict):
     flip: bool = Field(True, description="random horizontal flip (turn off for text, digits, maps)")
     rotation: float = Field(10.0, ge=0, le=180, description="maximum random rotation in degrees")
     colour_jitter: float = Field(0.2, ge=0, lt=1, description="random brightness/contrast change")
+    pretrained: str | None = Field(
+        None, description="Hugging Face image encoder folder on disk: its frozen embeddings, computed once "
+        "per table, replace the CNN (augmentation does not apply then)")
     width: int = Field(32, ge=4, description="channels of the first CNN stage (doubles per stage)")
     depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
 
@@ -54,6 +57,9 @@ class AudioOptions(_Strict):
     frequency_mask_width: int = Field(8, ge=0, description="SpecAugment: widest masked range of mel bands")
     time_masks: int = Field(2, ge=0, description="SpecAugment: masked time ranges per clip")
     time_mask_width: int = Field(10, ge=0, description="SpecAugment: widest masked range of frames")
+    pretrained: str | None = Field(
+        None, description="Hugging Face audio encoder folder on disk: its frozen embeddings, computed once "
+        "per table, replace the CNN (augmentation does not apply then)")
     width: int = Field(16, ge=4, description="channels of the first CNN stage (doubles per stage)")
     depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
 

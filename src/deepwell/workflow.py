@@ -26,7 +26,7 @@ from deepwell.errors import ConfigError, DataError, did_you_mean, warn
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, primary_metric, regression_metrics
 from deepwell.features.files import FileFeature
 from deepwell.features.number import to_numbers
-from deepwell.features.pipeline import FEATURE_TYPES, Preprocessor
+from deepwell.features.pipeline import FEATURE_TYPES, Preprocessor, make_feature
 from deepwell.features.target import TargetEncoder
 from deepwell.model import Model, evaluate_outputs
 from deepwell.models.network import TabularNetwork
@@ -195,10 +195,11 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
     """
     skipped: list[tuple[Any, str, str]] = []
     for name, column in config.columns.items():
-        feature_type = FEATURE_TYPES.get(column.type)
-        if feature_type is None or not issubclass(feature_type, FileFeature):
+        if column.type not in FEATURE_TYPES:
             continue
-        feature = feature_type(name, column)
+        feature = make_feature(name, column)
+        if not isinstance(feature, FileFeature):
+            continue
         feature.resolve(frame[name], base_dir)
         config.columns[name] = feature.options
         loaded, failures = feature.load_column(frame[name], base_dir)

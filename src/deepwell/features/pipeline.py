@@ -36,9 +36,12 @@ STATE_VERSION = 1
 
 def make_feature(name: str, options: ColumnConfig) -> Feature:
     """The feature class for a column's type (text with a pretrained encoder has its own)."""
-    if options.type == "text" and options.text is not None and options.text.pretrained:
-        from deepwell.features.pretrained import PretrainedTextFeature
-        return PretrainedTextFeature(name, options)
+    pretrained = {"text": options.text, "image": options.image, "audio": options.audio}.get(options.type)
+    if pretrained is not None and pretrained.pretrained:
+        from deepwell.features import pretrained as module
+        kind = {"text": module.PretrainedTextFeature, "image": module.PretrainedImageFeature,
+                "audio": module.PretrainedAudioFeature}[options.type]
+        return kind(name, options)
     return FEATURE_TYPES[options.type](name, options)
 
 

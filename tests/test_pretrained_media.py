@@ -1,0 +1,67 @@
+"""Pretrained image and audio encoders from a Hugging Face folder on disk, frozen.
+
+No weights can be downloaded here, so each test builds a tiny randomly initialised model (ViT for images,
+Wav2Vec2 for audio), saves it with its processor as safetensors, and trains on top of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepwell as dw
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-vit")
+    config = transformers.ViTConfig(image_size=16, patch_size=8, num_channels=3, hidden_size=16,
+                                    num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    transformers.ViTModel(config).save_pretrained(folder, safe_serialization=True)
+    transformers.ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_wav2vec2(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-wav2vec2")
+    config = transformers.Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=32, conv_dim=(16, 16), conv_stride=(5, 4),
+                                         conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+                                         num_conv_pos_embedding_groups=2, vocab_size=8)
+    transformers.Wav2Vec2Model(config).save_pretrained(folder, safe_serialization=True)
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=8000).save_pretrained(folder)
+    return folder
+
+
+def test_frozen_pretrained_image_encoder(digits_folder, tiny_vit, tmp_path):
+    config = {"target": "label", "columns": {"image": {"type": "image", "image": {"pretrained": str(tiny_vit)}}}}
+    model = dw.train(digits_folder, config=config, output=tmp_path, epochs=3, seed=0, quiet=True)
+    feature = model.preprocessor.features[0]
+    assert type(feature).__name__ == "PretrainedImageFeature" and feature.dim == 16
+    assert model.network.architecture["inputs"]["image"] == {"kind": "vector", "width": 16}
+    assert (model.run_dir / "model" / "assets" / "image" / "preprocessor_config.json").is_file()
+    files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:12]})
+    loaded = dw.load(model.run_dir)
+    np.testing.assert_allclose(loaded.predict_proba(files), model.predict_proba(files), atol=1e-6)
+
+
+def test_frozen_pretrained_audio_encoder_sets_its_sample_rate(spoken_words, tiny_wav2vec2, tmp_path):
+    config = {"target": "word", "split": {"column": "split"},
+              "columns": {"voice": {"type": "ignore"},
+                          "audio": {"type": "audio", "audio": {"pretrained": str(tiny_wav2vec2), "duration": 0.5}}}}
+    model = dw.train(spoken_words, config=config, output=tmp_path, epochs=2, seed=0, quiet=True)
+    feature = model.preprocessor.features[0]
+    assert type(feature).__name__ == "PretrainedAudioFeature" and feature.dim == 16
+    assert feature.audio.sample_rate == 8000  # taken from the feature extractor, not the default 16 kHz
+    loaded = dw.load(model.run_dir)
+    np.testing.assert_allclose(loaded.predict_proba(spoken_words), model.predict_proba(spoken_words), atol=1e-6)
