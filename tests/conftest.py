@@ -44,26 +44,26 @@ def diabetes_frame() -> pd.DataFrame:
     return table.rename(columns={"target": "progression"})
 
 
+def shared_sample(name: str, rows: int, tmp_path_factory) -> Path:
+    """A seeded sample of a table in ../shared/datasets, written to a temporary CSV (skips when absent)."""
+    source = SHARED / name
+    if not source.exists():
+        pytest.skip(f"{source} is absent (the shared datasets folder sits beside the repository)")
+    path = tmp_path_factory.mktemp("data") / f"sample_{name}"
+    pd.read_csv(source).sample(rows, random_state=0).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def adult_csv(tmp_path_factory) -> Path:
     """2,000 rows of ../shared/datasets/adult.csv (numbers, categories, missing values)."""
-    source = SHARED / "adult.csv"
-    if not source.exists():
-        pytest.skip(f"{source} is absent (the shared datasets folder sits beside the repository)")
-    path = tmp_path_factory.mktemp("data") / "adult_sample.csv"
-    pd.read_csv(source).sample(2000, random_state=0).to_csv(path, index=False)
-    return path
+    return shared_sample("adult.csv", 2000, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def sms_csv(tmp_path_factory) -> Path:
     """1,500 rows of ../shared/datasets/sms_spam.csv (free text)."""
-    source = SHARED / "sms_spam.csv"
-    if not source.exists():
-        pytest.skip(f"{source} is absent (the shared datasets folder sits beside the repository)")
-    path = tmp_path_factory.mktemp("data") / "sms_sample.csv"
-    pd.read_csv(source).sample(1500, random_state=0).to_csv(path, index=False)
-    return path
+    return shared_sample("sms_spam.csv", 1500, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepwell.config import TextOptions
 from deepwell.errors import ConfigError
 from deepwell.features.audio import AudioFeature
-from deepwell.features.base import Feature
 from deepwell.features.image import ImageFeature
+from deepwell.features.text import TextFeature
 
 ASSET_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
                "special_tokens_map.json", "merges.txt", "vocab.json", "preprocessor_config.json")
@@ -87,14 +86,7 @@ class PretrainedAssets:
         self.source, self._loaded = folder, None
 
 
-class PretrainedTextFeature(PretrainedAssets, Feature):
-    type = "text"
-    block = "own"
-
-    @property
-    def text(self) -> TextOptions:
-        return self.options.text or TextOptions()
-
+class PretrainedTextFeature(PretrainedAssets, TextFeature):
     def fit(self, values: pd.Series) -> None:
         self.source = resolve_pretrained(self.text.pretrained)
         self.dim = int(self._encoder()[1].config.hidden_size)
