@@ -133,3 +133,18 @@ def test_augmentation_is_random_in_training_and_off_in_evaluation():
     assert first.shape == images.shape and first.min() >= 0 and first.max() <= 1
     augment.eval()
     assert torch.equal(augment(images), images)
+
+
+def test_images_that_do_not_fit_in_memory_are_decoded_per_batch_with_identical_results(digits_folder, tmp_path):
+    results = {}
+    for mode in ("always", "never"):
+        model = dw.train(digits_folder, config=image_config(files_in_memory=mode), output=tmp_path / mode,
+                         epochs=2, seed=3, quiet=True)
+        config = dw.Config.from_yaml(model.run_dir / "config.yaml")
+        assert config.columns["image"].in_memory is (mode == "always")
+        results[mode] = model
+    assert results["never"].metrics["test"] == results["always"].metrics["test"]
+    history = [pd.read_csv(m.run_dir / "history.csv").drop(columns="seconds") for m in results.values()]
+    pd.testing.assert_frame_equal(*history)
+    files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:10]})
+    np.testing.assert_array_equal(results["never"].predict_proba(files), results["always"].predict_proba(files))

@@ -93,6 +93,7 @@ class ColumnConfig(_Strict):
     text: TextOptions | None = Field(None, description="text columns: tokenizer and encoder")
     image: ImageOptions | None = Field(None, description="image columns: decoding, augmentation, CNN size")
     audio: AudioOptions | None = Field(None, description="audio columns: decoding, spectrogram, CNN size")
+    in_memory: bool | None = Field(None, description="file columns: decided by files_in_memory when training")
 
 
 class SplitConfig(_Strict):
@@ -152,6 +153,9 @@ class Config(_Strict):
     target: str
     task: Task = "auto"
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
+    files_in_memory: Literal["auto", "always", "never"] = Field(
+        "auto", description="decoded image/audio kept in memory (auto: when they take under a quarter of RAM) "
+        "or decoded batch by batch while training")
     on_bad_file: Literal["skip", "error"] = Field(
         "skip", description="an unreadable image/audio file: skip its row (listed in the run folder) or stop")
     split: SplitConfig = Field(default_factory=SplitConfig)

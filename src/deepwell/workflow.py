@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,13 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
         if not isinstance(feature, FileFeature):
             continue
         feature.resolve(frame[name], base_dir)
+        if feature.options.in_memory is None:
+            fits = feature.bytes_per_row() * len(frame) <= MEMORY_SHARE * _physical_memory()
+            keep = {"always": True, "never": False}.get(config.files_in_memory, fits)
+            feature.options = feature.options.model_copy(update={"in_memory": keep})
+            if not keep and config.files_in_memory == "auto":
+                warn(f"{source}: column {name!r} is decoded batch by batch while training (it would take "
+                     f"{feature.bytes_per_row() * len(frame) / 2**30:.1f} GiB in memory).")
         config.columns[name] = feature.options
         loaded, failures = feature.load_column(frame[name], base_dir)
         if failures and config.on_bad_file == "error":
@@ -226,6 +234,13 @@ def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bo
     except BaseException as exc:
         run.write_info(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+MEMORY_SHARE = 0.25
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def _split(frame: pd.DataFrame, config: Config, source: str) -> Splits:

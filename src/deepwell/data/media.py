@@ -119,15 +119,19 @@ def image_is_colour(value: Any) -> bool:
         return False
 
 
-def decode_column(values: pd.Series, decode, base_dir: Path | None = None, threads: int | None = None) -> Decoded:
-    """Decode every value with `decode(value)`; Pillow and soundfile release the GIL, so threads scale."""
+def decode_column(values: pd.Series, decode, base_dir: Path | None = None, threads: int | None = None,
+                  keep: bool = True) -> Decoded:
+    """Decode every value with `decode(value)`; Pillow and soundfile release the GIL, so threads scale.
+
+    keep=False only checks that each value decodes (arrays are dropped at once, memory stays flat)."""
     resolved = [resolve_path(v, base_dir) for v in values]
 
     def attempt(value: Any) -> tuple[np.ndarray | None, str]:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return None, "missing value"
         try:
-            return decode(value), ""
+            array = decode(value)
+            return (array if keep else np.zeros(0, dtype=np.uint8)), ""
         except Exception as exc:  # any decoder failure becomes a per-row reason
             return None, f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 

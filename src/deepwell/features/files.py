@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepwell.data.media import LoadedFile, decode_column
+from deepwell.data.media import LoadedFile, decode_column, resolve_path
 from deepwell.errors import DataError
 from deepwell.features.base import Feature
 
@@ -46,11 +46,19 @@ class FileFeature(Feature):
         return True
 
     def load_column(self, values: pd.Series, base_dir: Path | None) -> tuple[pd.Series, Failures]:
-        """Decode a whole column once, before splitting: a LoadedFile per row (None where it failed)."""
-        decoded = decode_column(values, self._decode, base_dir)
-        loaded = [None if a is None else LoadedFile(str(v), a)
-                  for v, a in zip(values, decoded.arrays, strict=True)]
+        """Decode a whole column once, before splitting: a LoadedFile per row (None where it failed).
+
+        A column that is not kept in memory is only checked; its values become absolute paths."""
+        keep = self.options.in_memory is not False
+        decoded = decode_column(values, self._decode, base_dir, keep=keep)
+        paths = [resolve_path(v, base_dir) for v in values]
+        loaded = [None if a is None else (LoadedFile(str(p), a) if keep else p)
+                  for p, a in zip(paths, decoded.arrays, strict=True)]
         return pd.Series(loaded, index=values.index, dtype=object), decoded.failures
+
+    def bytes_per_row(self) -> int:
+        """Memory one decoded value takes, to decide whether a column fits in memory."""
+        return int(self.stack([None], 1).nbytes)
 
     def decoded_sample(self, values: pd.Series, rows: int = 2000) -> list[np.ndarray]:
         arrays = [a for a in decode_column(values.head(rows), self._decode).arrays if a is not None]
@@ -60,6 +68,8 @@ class FileFeature(Feature):
 
     def transform(self, values: pd.Series, strict: bool = False, errors: dict | None = None,
                   base_dir: Path | None = None) -> np.ndarray:
+        if self.options.in_memory is False and errors is None:  # training on a column too big for memory
+            return LazyFiles(self, [resolve_path(v, base_dir) for v in values])
         decoded = decode_column(values, self._decode, base_dir)
         if decoded.failures and errors is None:
             index, value, reason = decoded.failures[0]
@@ -68,3 +78,29 @@ class FileFeature(Feature):
         for index, _, reason in decoded.failures:
             errors.setdefault(index, f"{self.name}: {reason}")
         return self.stack(list(decoded.arrays), len(values))
+
+
+class LazyFiles:
+    """A file column decoded batch by batch: indexing it (as the trainer does with tensors) decodes just
+    those rows, in threads, and returns the same tensor the in-memory column would hold."""
+
+    def __init__(self, feature: FileFeature, values: list[Any], device: Any = None) -> None:
+        self.feature, self.values, self.device = feature, values, device
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to(self, device: Any) -> LazyFiles:
+        return LazyFiles(self.feature, self.values, device)
+
+    def __getitem__(self, index: Any):
+        import torch
+
+        rows = range(len(self.values))[index] if isinstance(index, slice) else \
+            [int(i) for i in (index.tolist() if hasattr(index, "tolist") else index)]
+        decoded = decode_column(pd.Series([self.values[i] for i in rows], dtype=object), self.feature._decode)
+        if decoded.failures:
+            _, value, reason = decoded.failures[0]
+            raise DataError(f"Column {self.feature.name!r}: {value} could not be read while training: {reason}")
+        tensor = torch.from_numpy(self.feature.stack(list(decoded.arrays), len(rows)))
+        return tensor if self.device is None else tensor.to(self.device)

@@ -96,7 +96,7 @@ class Preprocessor:
                 array = feature.transform(frame[feature.name], strict, errors=errors, base_dir=base_dir)
             else:
                 array = feature.transform(frame[feature.name], strict)
-            inputs[feature.name] = torch.from_numpy(array)
+            inputs[feature.name] = torch.from_numpy(array) if isinstance(array, np.ndarray) else array
         return inputs
 
     def transform_target(self, frame: pd.DataFrame) -> torch.Tensor:

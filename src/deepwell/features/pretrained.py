@@ -154,7 +154,9 @@ class _PretrainedFiles(PretrainedAssets):
         out = []
         with torch.inference_mode():
             for start in range(0, len(decoded), BATCH // 2):
-                out.append(pooled(model(**self._inputs(processor, decoded[start:start + BATCH // 2]))))
+                chunk = decoded[start:start + BATCH // 2]  # an array, or a tensor from a LazyFiles column
+                chunk = chunk.numpy() if isinstance(chunk, torch.Tensor) else chunk
+                out.append(pooled(model(**self._inputs(processor, chunk))))
         return torch.cat(out).float().numpy() if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def fit(self, values: pd.Series) -> None:
