@@ -92,3 +92,19 @@ def test_bad_input_exits_2_with_a_message_and_no_traceback(args, message, adult_
 def test_usage_errors_exit_2(tmp_path):
     result = deepwell("train", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_a_folder_of_class_folders_needs_no_target(tmp_path):
+    from deepwell.sample_data import write_digits
+
+    root = write_digits(tmp_path / "digits", per_class=8)
+    described = deepwell("describe", root)
+    assert described.returncode == 0, described.stderr
+    assert "image" in described.stdout and "80 rows" in described.stdout
+    trained = deepwell("train", root, "--epochs", "1", "-o", tmp_path / "runs", "--name", "folder", "-q")
+    assert trained.returncode == 0, trained.stderr
+    assert "multiclass model for label" in " ".join(trained.stdout.split())
+    predicted = deepwell("predict", tmp_path / "runs" / "folder", root / "3")
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.splitlines()[0].startswith("image,prediction,probability_0")
+    assert len(predicted.stdout.splitlines()) == 1 + 8

@@ -174,10 +174,11 @@ def _read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.Dat
     """A folder of class folders is read as a table of paths with `label` (and `split`) columns."""
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         frame, _ = folder_table(data)
-        if config is None and target is None:
-            target = FOLDER_TARGET
-        if FOLDER_SPLIT in frame.columns and config is None:
-            config = {"target": target or FOLDER_TARGET, "split": {"column": FOLDER_SPLIT}}
+        if config is None:  # class folders are categories, even when named 0, 1, 2 …
+            task = "binary" if frame[FOLDER_TARGET].nunique() == 2 else "multiclass"
+            config = {"target": target or FOLDER_TARGET, "task": task}
+            if FOLDER_SPLIT in frame.columns:
+                config["split"] = {"column": FOLDER_SPLIT}
         return frame, str(data), target, config
     frame, source = as_frame(data)
     return frame, source, target, config

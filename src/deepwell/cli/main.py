@@ -61,7 +61,7 @@ def train(
 
     if data is None and resume is None:
         raise typer.BadParameter("give a DATA file, or --resume RUN_DIR")
-    if resume is None and target is None and config is None:
+    if resume is None and target is None and config is None and not (data is not None and data.is_dir()):
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
     model = deepwell.train(data, target, config=config, output=output, name=name, epochs=epochs, seed=seed,
                            quiet=quiet, resume=resume)
@@ -110,11 +110,12 @@ def describe(
     data: DataArg,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Mark the target column.")] = None,
 ) -> None:
-    """Show each column's inferred type, missing values and distinct values."""
+    """Show each column's inferred type, missing values and distinct values (a folder: its files and classes)."""
+    from deepwell.data.folders import folder_table
     from deepwell.data.inference import profile_table
     from deepwell.data.io import read_table
 
-    frame = read_table(data)
+    frame = folder_table(data)[0] if data.is_dir() else read_table(data)
     console.print(render.profile_table(profile_table(frame, target), f"{data}: {len(frame)} rows"))
 
 
