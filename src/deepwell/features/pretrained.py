@@ -22,6 +22,7 @@ import torch
 
 from deepwell.errors import ConfigError
 from deepwell.features.audio import AudioFeature
+from deepwell.features.files import FileFeature
 from deepwell.features.image import ImageFeature
 from deepwell.features.text import TextFeature
 
@@ -150,6 +151,9 @@ class _PretrainedFiles(PretrainedAssets):
     def transform(self, values: pd.Series, strict: bool = False, errors: dict | None = None,
                   base_dir: Path | None = None) -> np.ndarray:
         decoded = super().transform(values, strict, errors, base_dir)
+        return decoded if self._options().fine_tune else self._embed(decoded)
+
+    def _embed(self, decoded) -> np.ndarray:
         processor, model = self._model()
         out = []
         with torch.inference_mode():
@@ -161,7 +165,13 @@ class _PretrainedFiles(PretrainedAssets):
 
     def fit(self, values: pd.Series) -> None:
         self.source = resolve_pretrained(self._options().pretrained)
-        self.dim = int(self.transform(values.head(2), errors={}).shape[1])
+        self.dim = int(self._embed(FileFeature.transform(self, values.head(2), errors={})).shape[1])
+
+
+def processor_size(processor) -> int:
+    """The square input size an image processor resizes to (height, or shortest edge)."""
+    size = getattr(processor, "size", None) or {}
+    return int(size.get("height") or size.get("shortest_edge") or 224)
 
 
 class PretrainedImageFeature(_PretrainedFiles, ImageFeature):
@@ -171,8 +181,22 @@ class PretrainedImageFeature(_PretrainedFiles, ImageFeature):
         return self.image
 
     def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
-        """Pretrained vision models expect RGB."""
-        self.options = self.options.model_copy(update={"image": self.image.model_copy(update={"channels": 3})})
+        """Pretrained vision models expect RGB, at the size their processor names."""
+        self.source = resolve_pretrained(self.image.pretrained)
+        size = processor_size(load_pretrained(self.source, self.processor)[0])
+        self.options = self.options.model_copy(update={"image": self.image.model_copy(
+            update={"channels": 3, "size": size})})
+
+    def encoder_spec(self) -> dict[str, Any]:
+        if not self.image.fine_tune:
+            return super().encoder_spec()
+        processor = self._model()[0]
+        o = self.image
+        return {"kind": "pretrained_image", "source": str(self.source), "dim": self.dim, "size": o.size,
+                "mean": list(processor.image_mean), "std": list(processor.image_std),
+                "learning_rate_scale": o.pretrained_learning_rate_scale,
+                "augment": {"enabled": o.augment, "crop_scale": o.crop_scale, "flip": o.flip,
+                            "rotation": o.rotation, "colour_jitter": o.colour_jitter}}
 
     def _inputs(self, processor, images: np.ndarray) -> dict:
         return processor(images=list(images.transpose(0, 2, 3, 1)), return_tensors="pt")
@@ -186,6 +210,9 @@ class PretrainedAudioFeature(_PretrainedFiles, AudioFeature):
 
     def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
         """Decode at the rate the encoder was trained on."""
+        if self.audio.fine_tune:
+            raise ConfigError(f"Column {self.name!r}: fine-tuning pretrained audio encoders is not supported yet; "
+                              "use the frozen encoder (audio.fine_tune: false) or deepwell's own CNN.")
         self.source = resolve_pretrained(self.audio.pretrained)
         rate = int(load_pretrained(self.source, self.processor)[0].sampling_rate)
         self.options = self.options.model_copy(update={"audio": self.audio.model_copy(

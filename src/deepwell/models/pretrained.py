@@ -1,4 +1,4 @@
-"""A pretrained Hugging Face text encoder inside the network, fine-tuned end to end.
+"""Pretrained Hugging Face encoders (text, images) inside the network, fine-tuned end to end.
 
 Built from the encoder folder's config.json only (`from_config`: no weights, no code); the weights come
 from the folder when training starts and from the model's own weights.safetensors after a save, so a
@@ -14,17 +14,22 @@ import torch
 from torch import nn
 
 
+def build_pretrained(spec: dict[str, Any], load_weights: bool) -> nn.Module:
+    """The folder's model: with its weights when training starts, from config.json only when a saved model
+    is rebuilt (its fine-tuned weights then come from weights.safetensors)."""
+    from transformers import AutoConfig, AutoModel
+
+    source = Path(spec["source"])
+    if load_weights:
+        return AutoModel.from_pretrained(source, local_files_only=True, use_safetensors=True,
+                                         trust_remote_code=False)
+    return AutoModel.from_config(AutoConfig.from_pretrained(source, local_files_only=True))
+
+
 class PretrainedTextEncoder(nn.Module):
     def __init__(self, spec: dict[str, Any], load_weights: bool = True) -> None:
         super().__init__()
-        from transformers import AutoConfig, AutoModel
-
-        source = Path(spec["source"])
-        if load_weights:
-            self.model = AutoModel.from_pretrained(source, local_files_only=True, use_safetensors=True,
-                                                   trust_remote_code=False)
-        else:
-            self.model = AutoModel.from_config(AutoConfig.from_pretrained(source, local_files_only=True))
+        self.model = build_pretrained(spec, load_weights)
         self.pad_id = int(spec["pad_id"])
         self.learning_rate_scale = float(spec["learning_rate_scale"])
         self.output_dim = int(spec["dim"])
@@ -34,3 +39,26 @@ class PretrainedTextEncoder(nn.Module):
         hidden = self.model(input_ids=tokens, attention_mask=mask).last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class PretrainedImageEncoder(nn.Module):
+    """uint8 images → augmentation (train mode) → the processor's normalisation → the model → pooled vector."""
+
+    def __init__(self, spec: dict[str, Any], load_weights: bool = True) -> None:
+        super().__init__()
+        from deepwell.features.pretrained import pooled
+        from deepwell.models.vision import ImageAugment
+
+        self.model = build_pretrained(spec, load_weights)
+        self.pool = pooled
+        augment = spec["augment"]
+        self.augment = ImageAugment(augment["crop_scale"], augment["flip"], augment["rotation"],
+                                    augment["colour_jitter"]) if augment["enabled"] else nn.Identity()
+        self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32).view(1, -1, 1, 1))
+        self.learning_rate_scale = float(spec["learning_rate_scale"])
+        self.output_dim = int(spec["dim"])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.augment(images.float().div_(255.0))
+        return self.pool(self.model(pixel_values=(x - self.mean) / self.std))
