@@ -84,6 +84,8 @@ class LazyFiles:
     """A file column decoded batch by batch: indexing it (as the trainer does with tensors) decodes just
     those rows, in threads, and returns the same tensor the in-memory column would hold."""
 
+    lazy = True  # the trainer fetches such inputs one batch ahead
+
     def __init__(self, feature: FileFeature, values: list[Any], device: Any = None) -> None:
         self.feature, self.values, self.device = feature, values, device
 

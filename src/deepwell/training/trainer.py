@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,26 @@ def predict_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: s
             out = network(batch).float()
             outputs.append(out.softmax(dim=1) if task != "regression" else out[:, 0])
     return torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0,))
+
+
+def batches(data: TensorData, order: torch.Tensor, batch_size: int, steps: int
+            ) -> Iterator[tuple[torch.Tensor, dict[str, Any], torch.Tensor]]:
+    """(index, inputs, target) per step. Inputs decoded per batch (files too big for memory) are fetched
+    one step ahead in a background thread, so decoding overlaps with training; tensors are just sliced."""
+    def fetch(step: int) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
+        index = order[step * batch_size:(step + 1) * batch_size]
+        return index, {k: v[index] for k, v in data.inputs.items()}, data.target[index]
+
+    if not any(getattr(v, "lazy", False) for v in data.inputs.values()):
+        yield from (fetch(step) for step in range(steps))
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(fetch, 0)
+        for step in range(steps):
+            current = pending.result()
+            if step + 1 < steps:
+                pending = pool.submit(fetch, step + 1)
+            yield current
 
 
 def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[str, Any]]:
@@ -196,16 +217,13 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
-        for step in range(steps_per_epoch):
-            index = order[step * batch_size:(step + 1) * batch_size]
+        for step, (index, batch, target) in enumerate(batches(data, order, batch_size, steps_per_epoch)):
             if len(index) < 2 and seen:  # a single-row remainder would break batch normalisation
                 continue
             lr = learning_rate_at(epoch * steps_per_epoch + step, total_steps, config.learning_rate,
                                   config.schedule, config.warmup_fraction)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
-            batch = {k: v[index] for k, v in data.inputs.items()}
-            target = data.target[index]
             with self._autocast():
                 output = self.network(batch)
                 loss = self.loss_fn(output[:, 0] if self.task == "regression" else output, target)
