@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: real data (scikit-learn's breast-cancer table) → describe → train → evaluate → predict.
+# The demo: real data (scikit-learn's breast-cancer table) → describe → train → evaluate → predict,
+# then computer vision on scikit-learn's digit scans written as PNG class folders.
 set -euo pipefail
 PY=${1:-.venv/bin/python}
 DW="$(dirname "$PY")/deepwell"
@@ -16,3 +17,13 @@ echo "== 3. predict new rows (the label column is not needed)"
 print(t[['mean radius', 'mean texture', 'prediction', 'probability_malignant']].to_string(index=False))"
 echo "== the run folder"
 ls "$RUN" "$RUN/model"
+
+echo "== 4. computer vision: a folder of PNG scans sorted by class (scikit-learn's digits)"
+"$PY" -c "from deepwell.sample_data import write_digits; write_digits('demo-data/digits')"
+"$DW" train demo-data/digits --config examples/digits.yaml --output runs --name demo-digits --quiet
+RUN=$(ls -d runs/demo-digits* | sort -V | tail -n 1)
+echo "== 5. predict every image in a folder (path, label, probabilities)"
+"$DW" predict "$RUN" demo-data/digits/7 -o demo-data/digit_predictions.csv
+"$PY" -c "import pandas as pd; t = pd.read_csv('demo-data/digit_predictions.csv'); \
+print(t[['image', 'prediction', 'probability_7']].head(5).to_string(index=False)); \
+print(f'{(t.prediction == 7).mean():.1%} of the folder 7 predicted as 7')"

@@ -148,3 +148,16 @@ def test_images_that_do_not_fit_in_memory_are_decoded_per_batch_with_identical_r
     pd.testing.assert_frame_equal(*history)
     files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:10]})
     np.testing.assert_array_equal(results["never"].predict_proba(files), results["always"].predict_proba(files))
+
+
+def test_cnn_backward_on_cpu_survives_shapes_that_broke_channels_last():
+    """PyTorch's CPU channels-last convolution backward aborted the process on this shape (heap corruption);
+    the CNN keeps the default memory format on CPU. Run in a subprocess so a regression fails, not crashes."""
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom deepwell.models.vision import ResidualCNN\ntorch.manual_seed(0)\n"
+            "net = ResidualCNN(1, 8, 1, 16)\nfor _ in range(3):\n    net(torch.rand(9, 1, 16, 16)).sum().backward()\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]

@@ -80,10 +80,15 @@ class ResidualCNN(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.layers = nn.Sequential(*layers)
         self.output_dim = widths[-1]
-        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.contiguous(memory_format=torch.channels_last))
+        # Channels-last feeds tensor cores on CUDA. Not on CPU: there it gains little, and PyTorch 2.13's CPU
+        # convolution backward corrupts memory in channels-last for some shapes (8 channels, batch of 9).
+        if x.is_cuda:
+            if self.layers[0].weight.is_contiguous():
+                self.layers.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.layers(x)
 
 
 class ImageEncoder(nn.Module):
