@@ -47,20 +47,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def digits_benchmark(work: Path) -> list[dict]:
+def digits_benchmark(work: Path, seed: int = SEED) -> list[dict]:
     root = write_digits(work / "digits")
     config = {"target": "label", "columns": {"image": {"type": "image", "image": {
         "size": 32, "flip": False, "width": 16}}}}
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = dw.train(root, config=config, output=work / "runs", name="digits", quiet=True, seed=SEED)
+        model = dw.train(root, config=config, output=work / "runs", name="digits", quiet=True, seed=seed)
     seconds = time.perf_counter() - start
-    rows = [{"task": "digits (PNG folders)", "model": "deepwell CNN (size 32, width 16, no flip)",
+    rows = [{"task": "digits (PNG folders)", "model": f"deepwell CNN (size 32, width 16, no flip; seed {seed})",
              "test_accuracy": model.metrics["test"]["model"]["accuracy"], "seconds": seconds,
              "epochs": model.metrics["training"]["epochs_run"], "peak_rss_mb": peak_rss_mb()}]
     table, _ = folder_table(root)
-    splits = split_table(table, SplitConfig(), seed=SEED, stratify_by="label", target="label")
+    splits = split_table(table, SplitConfig(), seed=seed, stratify_by="label", target="label")
     assert len(splits.test) == model.metrics["test"]["rows"]
 
     def pixels(paths: pd.Series) -> np.ndarray:
@@ -70,7 +70,8 @@ def digits_benchmark(work: Path) -> list[dict]:
     fit = pd.concat([splits.train, splits.validation])
     svm = SVC(gamma="scale").fit(pixels(fit["image"]), fit["label"])
     accuracy = float((svm.predict(pixels(splits.test["image"])) == splits.test["label"]).mean())
-    rows.append({"task": "digits (PNG folders)", "model": "SVM (RBF) on pixels", "test_accuracy": accuracy,
+    rows.append({"task": "digits (PNG folders)", "model": f"SVM (RBF) on pixels (seed {seed})",
+                 "test_accuracy": accuracy,
                  "seconds": time.perf_counter() - start, "epochs": None, "peak_rss_mb": None})
     rows.append({"task": "digits (PNG folders)", "model": "majority class",
                  "test_accuracy": model.metrics["test"]["baseline"]["accuracy"], "seconds": 0.0, "epochs": None,
@@ -78,7 +79,7 @@ def digits_benchmark(work: Path) -> list[dict]:
     return rows
 
 
-def speech_benchmark(work: Path) -> list[dict]:
+def speech_benchmark(work: Path, seed: int = SEED) -> list[dict]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -94,10 +95,10 @@ def speech_benchmark(work: Path) -> list[dict]:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = dw.train(table_path, config=config, output=work / "runs", name="words", quiet=True, seed=SEED)
+        model = dw.train(table_path, config=config, output=work / "runs", name="words", quiet=True, seed=seed)
     seconds = time.perf_counter() - start
     task = f"spoken words (10 words, test = 2 unseen voices; synthesis {synthesis:.0f} s)"
-    rows = [{"task": task, "model": "deepwell log-mel CNN (defaults)",
+    rows = [{"task": task, "model": f"deepwell log-mel CNN (defaults; seed {seed})",
              "test_accuracy": model.metrics["test"]["model"]["accuracy"], "seconds": seconds,
              "epochs": model.metrics["training"]["epochs_run"], "peak_rss_mb": peak_rss_mb()}]
     table = pd.read_csv(table_path)
@@ -155,7 +156,10 @@ def sms_benchmark(work: Path, variant: str, seed: int = SEED) -> list[dict]:
     return rows
 
 
-JOBS = {"digits": digits_benchmark, "speech": speech_benchmark,
+JOBS = {"digits": digits_benchmark, "digits_seed_1": lambda work: digits_benchmark(work, 1),
+        "digits_seed_2": lambda work: digits_benchmark(work, 2),
+        "speech": speech_benchmark, "speech_seed_1": lambda work: speech_benchmark(work, 1),
+        "speech_seed_2": lambda work: speech_benchmark(work, 2),
         "sms_own": lambda work: sms_benchmark(work, "own"),
         "sms_own_seed_1": lambda work: sms_benchmark(work, "own", 1),
         "sms_own_seed_2": lambda work: sms_benchmark(work, "own", 2),
