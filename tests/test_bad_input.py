@@ -35,17 +35,16 @@ def test_missing_file(tmp_path):
         dw.train(tmp_path / "nope.csv", target="y")
 
 
-def test_unsupported_file_type(tmp_path):
-    path = tmp_path / "data.xlsx"
-    path.write_bytes(b"PK\x03\x04")
-    with pytest.raises(DataError, match=r"data\.xlsx: unsupported file type '\.xlsx'.*\.csv"):
-        dw.train(path, target="y")
-
-
-def test_empty_file(tmp_path):
-    path = tmp_path / "empty.csv"
-    path.write_text("")
-    with pytest.raises(DataError, match=r"empty\.csv: file is empty"):
+@pytest.mark.parametrize("name, content, message", [
+    ("data.xlsx", b"PK\x03\x04", r"data\.xlsx: unsupported file type '\.xlsx'.*\.csv"),
+    ("empty.csv", b"", r"empty\.csv: file is empty"),
+    ("broken.parquet", b"this is not parquet at all", r"broken\.parquet: cannot be read as parquet"),
+    ("latin.csv", "name,y\nJos\xe9,1\nAna,0\n".encode("latin-1"), r"latin\.csv: not UTF-8"),
+])
+def test_unreadable_files_name_the_file_and_the_problem(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
         dw.train(path, target="y")
 
 
@@ -53,20 +52,6 @@ def test_header_only_file(tmp_path):
     path = tmp_path / "header.csv"
     path.write_text("a,b,y\n")
     with pytest.raises(DataError, match=r"header\.csv: the table has no data rows"):
-        dw.train(path, target="y")
-
-
-def test_unreadable_parquet(tmp_path):
-    path = tmp_path / "broken.parquet"
-    path.write_bytes(b"this is not parquet at all")
-    with pytest.raises(DataError, match=r"broken\.parquet: cannot be read as parquet"):
-        dw.train(path, target="y")
-
-
-def test_non_utf8_csv(tmp_path):
-    path = tmp_path / "latin.csv"
-    path.write_bytes("name,y\nJos\xe9,1\nAna,0\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin\.csv: not UTF-8"):
         dw.train(path, target="y")
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from deepwell.config import TrainingConfig
+from deepwell.errors import ConfigError
 from deepwell.evaluation.metrics import higher_is_better
 from deepwell.training.checkpoint import load_checkpoint, save_checkpoint
 from deepwell.training.progress import EpochProgress
@@ -54,7 +55,6 @@ def resolve_device(choice: str) -> torch.device:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        from deepwell.errors import ConfigError
         raise ConfigError("training.device is 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'.")
     return torch.device(choice)
 
