@@ -170,3 +170,42 @@ def test_cuda_request_without_gpu_is_a_clear_error(breast_cancer_csv, tmp_path):
     with pytest.raises(dw.ConfigError, match="no CUDA GPU"):
         dw.train(breast_cancer_csv, config={"target": "diagnosis", "training": {"device": "cuda"}},
                  output=tmp_path, quiet=True)
+
+
+def test_weight_average_follows_the_weights_and_is_only_applied_inside_the_block():
+    import torch
+    from torch import nn
+
+    from deepwell.training.trainer import WeightAverage
+
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    start = {k: v.clone() for k, v in network.state_dict().items()}
+    average = WeightAverage(network, horizon_steps=4)  # decay 0.75 once warmed up
+    for _ in range(40):
+        with torch.no_grad():
+            network[0].weight.add_(1.0)
+        network(torch.randn(8, 3))  # moves the batch-norm running statistics
+        average.update()
+    own = network[0].weight.detach().clone()
+    averaged = average.state["0.weight"]
+    # the average lags the weights (which grew by 1 per step) by about decay / (1 - decay) = 3 steps
+    lag = (own - averaged).mean().item()
+    assert 2.5 < lag < 3.5
+    assert not torch.equal(average.state["1.running_mean"], start["1.running_mean"])
+    assert int(average.state["1.num_batches_tracked"]) == 40
+    with average.applied():
+        assert torch.equal(network[0].weight, averaged)
+    assert torch.equal(network[0].weight, own)
+
+
+def test_saved_model_holds_the_averaged_weights_and_averaging_can_be_turned_off(breast_cancer_csv, tmp_path):
+    common = {"target": "diagnosis", "model": {"hidden_layers": 1, "hidden_width": 16},
+              "training": {"epochs": 4, "patience": 4}}
+    averaged = dw.train(breast_cancer_csv, config=common, output=tmp_path, quiet=True)
+    raw = dw.train(breast_cancer_csv, config={**common, "training": {**common["training"], "average_epochs": 0}},
+                   output=tmp_path, quiet=True)
+    saved = yaml.safe_load((averaged.run_dir / "config.yaml").read_text())
+    assert saved["training"]["average_epochs"] == 1.0
+    frame = pd.read_csv(breast_cancer_csv).drop(columns="diagnosis").head(50)
+    assert not np.allclose(averaged.predict_proba(frame), raw.predict_proba(frame))

@@ -138,6 +138,9 @@ class TrainingConfig(_Strict):
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
     patience: int = Field(8, ge=1, description="epochs without improvement before stopping")
+    average_epochs: float = Field(
+        1.0, ge=0, description="validate and keep an exponential moving average of the weights over about "
+        "this many epochs (steadier early stopping on small data); 0 keeps the raw weights")
     monitor: str = Field("loss", description="validation value for early stopping: loss or a metric name")
     class_weight: Literal["none", "balanced"] = "none"
     seed: int = 42

@@ -19,10 +19,12 @@ from deepwell.runs.files import atomic_path
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    best_state: dict[str, torch.Tensor] | None, trainer_state: dict[str, Any]) -> None:
+                    best_state: dict[str, torch.Tensor] | None, averaged: dict[str, torch.Tensor] | None,
+                    trainer_state: dict[str, Any]) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if best_state is not None:
-        tensors.update({f"best.{k}": v.contiguous() for k, v in best_state.items()})
+    for prefix, state in (("best", best_state), ("average", averaged)):
+        if state is not None:
+            tensors.update({f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in state.items()})
     optim = optimizer.state_dict()
     for index, state in optim["state"].items():
         for key, value in state.items():
@@ -34,8 +36,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
-                    ) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any]]:
-    """Restore model and optimizer in place; return (best weights, trainer bookkeeping)."""
+                    ) -> tuple[dict[str, torch.Tensor] | None, dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Restore model and optimizer in place; return (best weights, trainer bookkeeping, averaged weights)."""
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
@@ -46,10 +48,11 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         raise ModelFileError(f"Checkpoint {path} is damaged or incomplete ({exc}); it cannot be resumed.") from None
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    averaged = {k[8:]: v for k, v in tensors.items() if k.startswith("average.")} or None
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": param_groups})
-    return best, trainer_state
+    return best, trainer_state, averaged

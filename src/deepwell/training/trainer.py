@@ -99,6 +99,39 @@ def batches(data: TensorData, order: torch.Tensor, batch_size: int, steps: int
             yield current
 
 
+class WeightAverage:
+    """Exponential moving average of the weights (and batch-norm statistics), used for validation and as the
+    trained model. Averaging acts like annealing the learning rate at every epoch, so validation curves are
+    smoother and early stopping on small validation sets is much less a matter of luck."""
+
+    def __init__(self, network: nn.Module, horizon_steps: float) -> None:
+        self.network = network
+        self.decay = 1.0 - 1.0 / max(horizon_steps, 1.0)
+        self.updates = 0
+        self.state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+
+    def update(self) -> None:
+        # warm-up: the first updates follow the weights closely, so the random start is soon forgotten
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = self.network.state_dict()
+        floats = [k for k, v in self.state.items() if v.is_floating_point()]
+        torch._foreach_lerp_([self.state[k] for k in floats], [current[k].detach() for k in floats], 1 - decay)
+        for key, value in self.state.items():
+            if not value.is_floating_point():
+                value.copy_(current[key])
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        """The network holds the averaged weights inside the block and its own weights again after."""
+        own = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        self.network.load_state_dict(self.state)
+        try:
+            yield
+        finally:
+            self.network.load_state_dict(own)
+
+
 def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[str, Any]]:
     """Learning-rate groups: modules that set `learning_rate_scale` (a pretrained encoder being fine-tuned)
     use it for all their parameters; other embedding tables learn 10× faster without weight decay."""
@@ -158,10 +191,15 @@ class Trainer:
         monitor = config.monitor
         maximize = higher_is_better(monitor)
         result = FitResult()
+        self.average = (WeightAverage(self.network, config.average_epochs * steps_per_epoch)
+                        if config.average_epochs > 0 else None)
         best_state: dict[str, torch.Tensor] | None = None
         start_epoch, bad_epochs = 0, 0
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            best_state, saved = load_checkpoint(self.checkpoint_path, self.network, self.optimizer)
+            best_state, saved, averaged = load_checkpoint(self.checkpoint_path, self.network, self.optimizer)
+            if self.average is not None and averaged is not None:
+                self.average.state = {k: v.to(self.device) for k, v in averaged.items()}
+                self.average.updates = saved.get("average_updates", 0)
             start_epoch, bad_epochs = saved["epoch"], saved["bad_epochs"]
             result.history, result.best_epoch, result.best_value = saved["history"], saved["best_epoch"], \
                 saved["best_value"]
@@ -176,14 +214,15 @@ class Trainer:
             try:
                 for epoch in range(start_epoch, config.epochs):
                     row = self._train_epoch(train, epoch, batch_size, steps_per_epoch, total_steps, progress)
-                    row.update(self._validate(validation))
+                    with self.average.applied() if self.average else contextlib.nullcontext():
+                        row.update(self._validate(validation))
+                        value = row[f"val_{monitor}"]
+                        improved = self._improves(value, result.best_value, maximize)
+                        if improved:  # the weights validated: averaged ones when averaging
+                            best_state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
                     row["seconds"] = time.perf_counter() - started
-                    value = row[f"val_{monitor}"]
-                    improved = result.best_value is None or (
-                        value > result.best_value + 1e-6 if maximize else value < result.best_value - 1e-6)
                     if improved:
                         result.best_epoch, result.best_value, bad_epochs = epoch + 1, float(value), 0
-                        best_state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
                     else:
                         bad_epochs += 1
                     result.history.append(row)
@@ -194,10 +233,13 @@ class Trainer:
                     last = stop or epoch + 1 == config.epochs
                     if self.checkpoint_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
                         result.seconds = time.perf_counter() - started
-                        save_checkpoint(self.checkpoint_path, self.network, self.optimizer, best_state, {
-                            "epoch": epoch + 1, "bad_epochs": bad_epochs, "history": result.history,
-                            "best_epoch": result.best_epoch, "best_value": result.best_value,
-                            "seconds": result.seconds, "finished": last, "stop_reason": result.stop_reason})
+                        save_checkpoint(self.checkpoint_path, self.network, self.optimizer, best_state,
+                                        self.average.state if self.average else None, {
+                                            "epoch": epoch + 1, "bad_epochs": bad_epochs, "history": result.history,
+                                            "best_epoch": result.best_epoch, "best_value": result.best_value,
+                                            "average_updates": self.average.updates if self.average else 0,
+                                            "seconds": result.seconds, "finished": last,
+                                            "stop_reason": result.stop_reason})
                     if stop:
                         break
             except KeyboardInterrupt:
@@ -206,6 +248,10 @@ class Trainer:
         if best_state is not None:
             self.network.load_state_dict(best_state)
         return result
+
+    @staticmethod
+    def _improves(value: float, best: float | None, maximize: bool) -> bool:
+        return best is None or (value > best + 1e-6 if maximize else value < best - 1e-6)
 
     def _train_epoch(self, data: TensorData, epoch: int, batch_size: int, steps_per_epoch: int,
                      total_steps: int, progress: EpochProgress) -> dict[str, Any]:
@@ -235,6 +281,8 @@ class Trainer:
             else:
                 loss.backward()
                 self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
             loss_sum += loss.detach() * len(index)
             if self.task != "regression":
                 correct += (output.detach().argmax(dim=1) == target).sum()
