@@ -150,6 +150,26 @@ def test_images_that_do_not_fit_in_memory_are_decoded_per_batch_with_identical_r
     np.testing.assert_array_equal(results["never"].predict_proba(files), results["always"].predict_proba(files))
 
 
+def test_a_file_that_breaks_while_decoding_per_batch_is_named_not_a_worker_traceback(digits_model,
+                                                                                      digits_folder, tmp_path):
+    from deepwell.errors import DataError
+    from deepwell.features.files import LazyFiles
+    from deepwell.training.trainer import TensorData, batches
+
+    paths = sorted(digits_folder.rglob("*.png"))[:8]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png any more")
+    feature = digits_model.preprocessor.features[0]
+    data = TensorData({"image": LazyFiles(feature, paths[:5] + [broken] + paths[5:])}, torch.zeros(9))
+    order = torch.arange(9)
+    with pytest.raises(DataError, match=r"'image'.*broken\.png could not be read while training"):
+        list(batches(data, order, batch_size=4, steps=3))
+    good = TensorData({"image": LazyFiles(feature, paths)}, torch.arange(8))
+    decoded = [inputs["image"] for _, inputs, _ in batches(good, order[:8], batch_size=4, steps=2)]
+    expected = torch.from_numpy(feature.transform(pd.Series([str(p) for p in paths]), errors={}))
+    assert torch.equal(torch.cat(decoded), expected)
+
+
 def test_cnn_backward_on_cpu_survives_shapes_that_broke_channels_last():
     """PyTorch's CPU channels-last convolution backward aborted the process on this shape (heap corruption);
     the CNN keeps the default memory format on CPU. Run in a subprocess so a regression fails, not crashes."""

@@ -78,8 +78,36 @@ def test_fine_tuned_pretrained_image_encoder(digits_folder, tiny_vit, tmp_path):
     np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(files), model.predict_proba(files), atol=1e-6)
 
 
-def test_fine_tuning_a_pretrained_audio_encoder_is_refused_clearly(spoken_words, tiny_wav2vec2, tmp_path):
-    audio = {"pretrained": str(tiny_wav2vec2), "fine_tune": True}
-    config = {"target": "word", "columns": {"audio": {"type": "audio", "audio": audio}}}
-    with pytest.raises(dw.ConfigError, match="fine-tuning pretrained audio encoders is not supported yet"):
-        dw.train(spoken_words, config=config, output=tmp_path, quiet=True)
+def test_fine_tuned_pretrained_audio_encoder(spoken_words, tiny_wav2vec2, tmp_path):
+    import torch
+
+    audio = {"pretrained": str(tiny_wav2vec2), "fine_tune": True, "duration": 0.5}
+    config = {"target": "word", "split": {"column": "split"},
+              "columns": {"voice": {"type": "ignore"}, "audio": {"type": "audio", "audio": audio}}}
+    model = dw.train(spoken_words, config=config, output=tmp_path, epochs=2, seed=0, quiet=True)
+    encoder = model.network.encoders["audio"]
+    assert type(encoder).__name__ == "PretrainedAudioEncoder" and encoder.learning_rate_scale == 0.05
+    start = transformers.Wav2Vec2Model.from_pretrained(tiny_wav2vec2)
+    tuned, initial = encoder.model.state_dict(), start.state_dict()
+    # the transformer layers learned; the convolutional feature encoder stayed frozen
+    assert not torch.equal(tuned["encoder.layers.0.attention.k_proj.weight"],
+                           initial["encoder.layers.0.attention.k_proj.weight"])
+    assert torch.equal(tuned["feature_extractor.conv_layers.0.conv.weight"],
+                       initial["feature_extractor.conv_layers.0.conv.weight"])
+    loaded = dw.load(model.run_dir)
+    np.testing.assert_allclose(loaded.predict_proba(spoken_words), model.predict_proba(spoken_words), atol=1e-5)
+
+
+def test_fine_tuned_audio_encoder_matches_the_feature_extractor_normalisation(tiny_wav2vec2):
+    import torch
+
+    from deepwell.models.pretrained import PretrainedAudioEncoder
+
+    extractor = transformers.Wav2Vec2FeatureExtractor.from_pretrained(tiny_wav2vec2)
+    encoder = PretrainedAudioEncoder({"source": str(tiny_wav2vec2), "dim": 16, "normalize": True,
+                                      "learning_rate_scale": 0.05, "augment": False, "time_shift": 0}).eval()
+    waves = (np.random.default_rng(0).normal(0, 3000, (2, 4000))).astype(np.int16)
+    inputs = extractor(list(waves.astype(np.float32) / 32768.0), sampling_rate=8000, return_tensors="pt")
+    with torch.no_grad():
+        expected = encoder.model(**inputs).last_hidden_state.mean(dim=1)
+        np.testing.assert_allclose(encoder(torch.from_numpy(waves)).numpy(), expected.numpy(), atol=1e-4)

@@ -210,13 +210,25 @@ class PretrainedAudioFeature(_PretrainedFiles, AudioFeature):
 
     def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
         """Decode at the rate the encoder was trained on."""
-        if self.audio.fine_tune:
-            raise ConfigError(f"Column {self.name!r}: fine-tuning pretrained audio encoders is not supported yet; "
-                              "use the frozen encoder (audio.fine_tune: false) or deepwell's own CNN.")
         self.source = resolve_pretrained(self.audio.pretrained)
-        rate = int(load_pretrained(self.source, self.processor)[0].sampling_rate)
+        extractor = load_pretrained(self.source, self.processor)[0]
+        if self.audio.fine_tune and "input_values" not in extractor.model_input_names:
+            raise ConfigError(f"Column {self.name!r}: {self.audio.pretrained} takes "
+                              f"{extractor.model_input_names[0]!r}, not raw waveforms; deepwell fine-tunes "
+                              "waveform encoders (wav2vec 2.0, HuBERT, WavLM). Use it frozen "
+                              "(audio.fine_tune: false) instead.")
+        rate = int(extractor.sampling_rate)
         self.options = self.options.model_copy(update={"audio": self.audio.model_copy(
             update={"sample_rate": rate})})
+
+    def encoder_spec(self) -> dict[str, Any]:
+        if not self.audio.fine_tune:
+            return super().encoder_spec()
+        o = self.audio
+        return {"kind": "pretrained_audio", "source": str(self.source), "dim": self.dim,
+                "normalize": bool(getattr(self._model()[0], "do_normalize", False)),
+                "learning_rate_scale": o.pretrained_learning_rate_scale, "augment": o.augment,
+                "time_shift": int(o.time_shift * self.samples)}
 
     def _inputs(self, processor, waves: np.ndarray) -> dict:
         floats = list(waves.astype(np.float32) / 32768.0)

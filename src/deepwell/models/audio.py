@@ -70,14 +70,15 @@ class AudioEncoder(nn.Module):
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         augment = self.training and self.augment["enabled"]
         if augment and self.augment["time_shift"] > 0:
-            waves = self._shift(waves, int(self.augment["time_shift"]))
+            waves = self.shift(waves, int(self.augment["time_shift"]))
         mel = (self.logmel(waves) - self.mean) / self.std
         if augment:
             mel = self._spec_augment(self._warp(mel))
         return self.cnn(mel.unsqueeze(1))
 
     @staticmethod
-    def _shift(waves: torch.Tensor, largest: int) -> torch.Tensor:
+    def shift(waves: torch.Tensor, largest: int) -> torch.Tensor:
+        """Each clip rolled by a random number of samples up to ±largest (another moment of speaking)."""
         batch, samples = waves.shape
         shift = torch.randint(-largest, largest + 1, (batch, 1), device=waves.device)
         index = (torch.arange(samples, device=waves.device) - shift) % samples

@@ -81,9 +81,11 @@ def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str =
     if kind in ("text_cnn", "text_transformer"):
         from deepwell.models.text import TextCNNEncoder, TextTransformerEncoder
         return (TextCNNEncoder if kind == "text_cnn" else TextTransformerEncoder)(spec, dropout)
-    if kind in ("pretrained_text", "pretrained_image"):
-        from deepwell.models.pretrained import PretrainedImageEncoder, PretrainedTextEncoder
-        encoder = PretrainedTextEncoder if kind == "pretrained_text" else PretrainedImageEncoder
+    if kind.startswith("pretrained_"):
+        from deepwell.models import pretrained
+        encoder = {"pretrained_text": pretrained.PretrainedTextEncoder,
+                   "pretrained_image": pretrained.PretrainedImageEncoder,
+                   "pretrained_audio": pretrained.PretrainedAudioEncoder}[kind]
         return encoder(spec, load_weights=not spec.get("saved", False))
     if kind == "image":
         from deepwell.models.vision import ImageEncoder

@@ -1,4 +1,4 @@
-"""Pretrained Hugging Face encoders (text, images) inside the network, fine-tuned end to end.
+"""Pretrained Hugging Face encoders (text, images, audio) inside the network, fine-tuned end to end.
 
 Built from the encoder folder's config.json only (`from_config`: no weights, no code); the weights come
 from the folder when training starts and from the model's own weights.safetensors after a save, so a
@@ -62,3 +62,32 @@ class PretrainedImageEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.augment(images.float().div_(255.0))
         return self.pool(self.model(pixel_values=(x - self.mean) / self.std))
+
+
+class PretrainedAudioEncoder(nn.Module):
+    """int16 waveforms → random time shift (train mode) → the feature extractor's per-clip normalisation →
+    the model (its convolutional feature encoder frozen, as is usual for wav2vec 2.0-style models) → mean
+    over time."""
+
+    def __init__(self, spec: dict[str, Any], load_weights: bool = True) -> None:
+        super().__init__()
+        from deepwell.features.pretrained import pooled
+
+        self.model = build_pretrained(spec, load_weights)
+        if hasattr(self.model, "freeze_feature_encoder"):
+            self.model.freeze_feature_encoder()
+        self.pool = pooled
+        self.normalize = bool(spec["normalize"])
+        self.time_shift = int(spec["time_shift"]) if spec["augment"] else 0
+        self.learning_rate_scale = float(spec["learning_rate_scale"])
+        self.output_dim = int(spec["dim"])
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        from deepwell.models.audio import AudioEncoder
+
+        x = waves.float() / 32768.0
+        if self.training and self.time_shift > 0:
+            x = AudioEncoder.shift(x, self.time_shift)
+        if self.normalize:  # as Wav2Vec2FeatureExtractor(do_normalize=True): zero mean, unit variance per clip
+            x = (x - x.mean(dim=1, keepdim=True)) / torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-7)
+        return self.pool(self.model(input_values=x))

@@ -8,9 +8,9 @@ its checkpoint end exactly where an uninterrupted run would.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from deepwell.config import TrainingConfig
-from deepwell.errors import ConfigError
+from deepwell.errors import ConfigError, DataError
 from deepwell.evaluation.metrics import higher_is_better
 from deepwell.training.checkpoint import load_checkpoint, save_checkpoint
 from deepwell.training.progress import EpochProgress
@@ -81,22 +81,51 @@ def predict_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: s
 
 def batches(data: TensorData, order: torch.Tensor, batch_size: int, steps: int
             ) -> Iterator[tuple[torch.Tensor, dict[str, Any], torch.Tensor]]:
-    """(index, inputs, target) per step. Inputs decoded per batch (files too big for memory) are fetched
-    one step ahead in a background thread, so decoding overlaps with training; tensors are just sliced."""
-    def fetch(step: int) -> tuple[torch.Tensor, dict[str, Any], torch.Tensor]:
-        index = order[step * batch_size:(step + 1) * batch_size]
-        return index, {k: v[index] for k, v in data.inputs.items()}, data.target[index]
+    """(index, inputs, target) per step; in-memory tensors are just sliced. Inputs decoded per batch (file
+    columns too big for memory) are decoded by DataLoader worker processes a few steps ahead, in order, so
+    decoding runs in parallel with training and the batches are the ones in-memory training would see."""
+    def batch_index(step: int) -> torch.Tensor:
+        return order[step * batch_size:(step + 1) * batch_size]
 
-    if not any(getattr(v, "lazy", False) for v in data.inputs.values()):
-        yield from (fetch(step) for step in range(steps))
-        return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(fetch, 0)
+    lazy = {k: v for k, v in data.inputs.items() if getattr(v, "lazy", False)}
+    if not lazy:
         for step in range(steps):
-            current = pending.result()
-            if step + 1 < steps:
-                pending = pool.submit(fetch, step + 1)
-            yield current
+            index = batch_index(step)
+            yield index, {k: v[index] for k, v in data.inputs.items()}, data.target[index]
+        return
+    loader = torch.utils.data.DataLoader(
+        _DecodedBatches({k: v.to(None) for k, v in lazy.items()}, order.cpu(), batch_size, steps),
+        batch_size=None, num_workers=decoding_workers(), prefetch_factor=2,
+        generator=torch.Generator().manual_seed(0))  # its own generator: the training RNG stays untouched
+    device = data.target.device
+    for step, decoded in enumerate(loader):
+        if isinstance(decoded, str):  # a file became unreadable while training: the worker's message
+            raise DataError(decoded)
+        index = batch_index(step)
+        inputs = {k: decoded[k].to(device) if k in lazy else v[index] for k, v in data.inputs.items()}
+        yield index, inputs, data.target[index]
+
+
+def decoding_workers() -> int:
+    """Worker processes decoding files: all cores but the one training, at least one, at most eight."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+class _DecodedBatches(torch.utils.data.Dataset):
+    """Step → the decoded lazy columns of that step's batch (run in DataLoader workers)."""
+
+    def __init__(self, columns: dict[str, Any], order: torch.Tensor, batch_size: int, steps: int) -> None:
+        self.columns, self.order, self.batch_size, self.steps = columns, order, batch_size, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> dict[str, torch.Tensor] | str:
+        index = self.order[step * self.batch_size:(step + 1) * self.batch_size]
+        try:
+            return {k: v[index] for k, v in self.columns.items()}
+        except DataError as exc:  # crosses the process boundary as its message, raised again by the trainer
+            return str(exc)
 
 
 class WeightAverage:
