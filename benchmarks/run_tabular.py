@@ -6,7 +6,8 @@
    and scored on the same held-out test rows.
 2. Overhead: on Adult, the same network, tensors, batch size and epochs trained by a minimal hand-written
    PyTorch loop (shuffle, forward, backward, step, one validation pass per epoch) and by deepwell's trainer
-   (which adds the schedule, validation metrics, early-stopping bookkeeping and a checkpoint per epoch).
+   (which adds the schedule, validation metrics, early-stopping bookkeeping and a checkpoint per epoch, and
+   a weight-average update per step).
    Interleaved repeats, median reported.
 
 Writes benchmarks/results/tabular.json and tabular.md. Run: `make benchmark` (or python benchmarks/run_tabular.py).
@@ -196,9 +197,10 @@ def overhead(work: Path, epochs: int = 10, repeats: int = 5) -> dict:
 
 
 def per_epoch_extras(trainer: Trainer, network, validation: TensorData, work: Path) -> dict[str, float]:
-    """What deepwell does per epoch beyond a minimal loop, timed in isolation (ms, mean of 20)."""
+    """What deepwell does beyond a minimal loop, timed in isolation (ms, mean of 20): per epoch, and the
+    weight-average update per step."""
     from deepwell.training.checkpoint import save_checkpoint
-    from deepwell.training.trainer import predict_outputs
+    from deepwell.training.trainer import WeightAverage, predict_outputs
 
     def ms(action, n: int = 20) -> float:
         action()
@@ -218,7 +220,8 @@ def per_epoch_extras(trainer: Trainer, network, validation: TensorData, work: Pa
             "deepwell_validation_with_metrics": ms(lambda: trainer._validate(validation)),
             "metrics_only": ms(lambda: trainer.metric_fn(outputs, validation.target.numpy())),
             "checkpoint": ms(lambda: save_checkpoint(work / "timing.safetensors", network, trainer.optimizer,
-                                                     state, {"epoch": 0}))}
+                                                     state, state, {"epoch": 0})),
+            "weight_average_update_per_step": ms(WeightAverage(network, 100).update, n=200)}
 
 
 def write_results(rows: list[dict], over: dict | None) -> None:

@@ -15,6 +15,15 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FAST = {"epochs": 4, "seed": 0}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _embedding_cache_in_a_temporary_folder(tmp_path_factory):
+    """Tests never write to the user's ~/.cache."""
+    import os
+
+    os.environ["DEEPWELL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _quiet_warnings():
     with warnings.catch_warnings():

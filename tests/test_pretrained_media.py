@@ -55,6 +55,16 @@ def test_frozen_pretrained_image_encoder(digits_folder, tiny_vit, tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(files), model.predict_proba(files), atol=1e-6)
 
 
+def test_frozen_image_embeddings_of_a_column_decoded_per_batch_match_in_memory(digits_folder, tiny_vit, tmp_path):
+    losses = []
+    for mode in ("always", "never"):
+        config = {"target": "label", "files_in_memory": mode,
+                  "columns": {"image": {"type": "image", "image": {"pretrained": str(tiny_vit)}}}}
+        model = dw.train(digits_folder, config=config, output=tmp_path / mode, epochs=2, seed=0, quiet=True)
+        losses.append(model.metrics["test"]["model"]["log_loss"])
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+
+
 def test_frozen_pretrained_audio_encoder_sets_its_sample_rate(spoken_words, tiny_wav2vec2, tmp_path):
     config = {"target": "word", "split": {"column": "split"},
               "columns": {"voice": {"type": "ignore"},

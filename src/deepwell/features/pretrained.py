@@ -22,6 +22,7 @@ import torch
 
 from deepwell.errors import ConfigError
 from deepwell.features.audio import AudioFeature
+from deepwell.features.embedding_cache import EmbeddingCache, encoder_fingerprint
 from deepwell.features.files import FileFeature
 from deepwell.features.image import ImageFeature
 from deepwell.features.text import TextFeature
@@ -86,6 +87,17 @@ class PretrainedAssets:
     def attach_assets(self, folder: Path) -> None:
         self.source, self._loaded = folder, None
 
+    def _cached(self, options, setting: str, chunks, embed) -> np.ndarray:
+        """Embeddings of each chunk of inputs (`embed(inputs)` computes them), through the disk cache unless
+        the column turns it off. Chunks keep a column decoded batch by batch from being decoded whole."""
+        if not options.cache_embeddings:
+            return np.concatenate([embed(chunk) for chunk in chunks] or [np.zeros((0, self.dim), np.float32)])
+        cache = EmbeddingCache(encoder_fingerprint(self.source, setting), self.dim)
+        out = [cache.embeddings(chunk, lambda positions, c=chunk: embed([c[p] for p in positions]))
+               for chunk in chunks]
+        cache.save()
+        return np.concatenate(out or [np.zeros((0, self.dim), np.float32)])
+
 
 class PretrainedTextFeature(PretrainedAssets, TextFeature):
     def fit(self, values: pd.Series) -> None:
@@ -98,11 +110,16 @@ class PretrainedTextFeature(PretrainedAssets, TextFeature):
         return self._loaded
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
-        tokenizer, model = self._encoder()
+        tokenizer = self._encoder()[0]
         texts = values.astype("string").fillna("").tolist()
         if self.text.fine_tune:  # token ids; padding positions hold the tokenizer's pad id
             return tokenizer(texts, padding="max_length", truncation=True, max_length=self.options.max_tokens,
                              return_tensors="np")["input_ids"].astype(np.int64)
+        return self._cached(self.text, f"text|{self.options.max_tokens}", [texts], self._embed)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings: mean of the last hidden states over real tokens, L2-normalised."""
+        tokenizer, model = self._encoder()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), BATCH):
@@ -151,15 +168,17 @@ class _PretrainedFiles(PretrainedAssets):
     def transform(self, values: pd.Series, strict: bool = False, errors: dict | None = None,
                   base_dir: Path | None = None) -> np.ndarray:
         decoded = super().transform(values, strict, errors, base_dir)
-        return decoded if self._options().fine_tune else self._embed(decoded)
+        if self._options().fine_tune:
+            return decoded
+        chunks = (list(np.asarray(decoded[start:start + 1024])) for start in range(0, len(decoded), 1024))
+        return self._cached(self._options(), self.processor, chunks, lambda arrays: self._embed(np.stack(arrays)))
 
     def _embed(self, decoded) -> np.ndarray:
         processor, model = self._model()
         out = []
         with torch.inference_mode():
             for start in range(0, len(decoded), BATCH // 2):
-                chunk = decoded[start:start + BATCH // 2]  # an array, or a tensor from a LazyFiles column
-                chunk = chunk.numpy() if isinstance(chunk, torch.Tensor) else chunk
+                chunk = decoded[start:start + BATCH // 2]
                 out.append(pooled(model(**self._inputs(processor, chunk))))
         return torch.cat(out).float().numpy() if out else np.zeros((0, self.dim), dtype=np.float32)
 
