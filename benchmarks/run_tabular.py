@@ -220,7 +220,8 @@ def per_epoch_extras(trainer: Trainer, network, validation: TensorData, work: Pa
             "deepwell_validation_with_metrics": ms(lambda: trainer._validate(validation)),
             "metrics_only": ms(lambda: trainer.metric_fn(outputs, validation.target.numpy())),
             "checkpoint": ms(lambda: save_checkpoint(work / "timing.safetensors", network, trainer.optimizer,
-                                                     state, state, {"epoch": 0})),
+                                                     state, {k: v.clone() for k, v in state.items()},
+                                                     {"epoch": 0})),
             "weight_average_update_per_step": ms(WeightAverage(network, 100).update, n=200)}
 
 
