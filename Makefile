@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install system-packages clean benchmark
 
-# Debian packages the tests use (speech is synthesised with espeak-ng); installed once, when missing.
+# Debian packages the tests use (speech is synthesised with espeak-ng, report pages are opened in
+# chromium); installed once, when missing.
+SYSTEM_PACKAGES := espeak-ng chromium
 system-packages:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y espeak-ng; \
-	  else sudo apt-get update && sudo apt-get install -y espeak-ng; fi; }
+	@{ command -v espeak-ng && command -v chromium; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y $(SYSTEM_PACKAGES); \
+	  else sudo apt-get update && sudo apt-get install -y $(SYSTEM_PACKAGES); fi; }
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

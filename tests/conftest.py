@@ -16,11 +16,13 @@ FAST = {"epochs": 4, "seed": 0}
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _embedding_cache_in_a_temporary_folder(tmp_path_factory):
-    """Tests never write to the user's ~/.cache."""
+def _no_side_effects_outside_tmp(tmp_path_factory):
+    """Tests never write to the user's ~/.cache nor an mlflow.db in the working directory."""
     import os
 
     os.environ["DEEPWELL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["DEEPWELL_TRACK"] = "0"  # tracking tests turn it on explicitly (track=True)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield
 
 

@@ -10,8 +10,9 @@ __version__ = "0.1.0"
 from deepwell.config import ColumnConfig, Config, ModelConfig, SplitConfig, TrainingConfig  # noqa: E402
 from deepwell.errors import ConfigError, DataError, DeepwellError, DeepwellWarning, ModelFileError  # noqa: E402
 from deepwell.model import Model, load  # noqa: E402
+from deepwell.reports import build_report  # noqa: E402
 from deepwell.workflow import describe, train  # noqa: E402
 
 __all__ = ["train", "load", "Model", "Config", "ColumnConfig", "ModelConfig", "SplitConfig", "TrainingConfig",
-           "describe", "DeepwellError", "DataError", "ConfigError", "ModelFileError", "DeepwellWarning",
+           "describe", "build_report", "DeepwellError", "DataError", "ConfigError", "ModelFileError", "DeepwellWarning",
            "__version__"]

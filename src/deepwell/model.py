@@ -188,5 +188,10 @@ def _base_dir(data: TableLike) -> Path | None:
 
 
 def load(path: str | Path) -> Model:
-    """Load a model folder or a run folder; never executes code from it."""
+    """Load a model folder, a run folder, or a registered model (`models:/NAME@production`,
+    `models:/NAME/3`, `runs:/RUN_ID/model`); never executes code from it."""
+    from deepwell.tracking.registry import URI_SCHEMES, load_registered
+
+    if str(path).startswith(URI_SCHEMES):
+        return load_registered(str(path))
     return Model.load(path)

@@ -22,6 +22,7 @@ from deepwell.data.folders import TARGET as FOLDER_TARGET
 from deepwell.data.folders import folder_table
 from deepwell.data.inference import infer_column_type, infer_task, profile_table
 from deepwell.data.io import TableLike, as_frame, file_sha256
+from deepwell.data.profile import run_profile
 from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, warn
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, primary_metric, regression_metrics
@@ -31,8 +32,10 @@ from deepwell.features.pipeline import FEATURE_TYPES, Preprocessor, make_feature
 from deepwell.features.target import TargetEncoder
 from deepwell.model import Model, evaluate_outputs
 from deepwell.models.network import TabularNetwork
+from deepwell.reports import build_report
 from deepwell.runs.files import write_json, write_text
 from deepwell.runs.layout import RunFolder
+from deepwell.tracking.tracker import MlflowTracker, TrackingOptions
 from deepwell.training.trainer import FitResult, TensorData, Trainer, auto_batch_size, predict_outputs
 
 MONITORS = {"classification": {"loss", "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"},
@@ -137,14 +140,19 @@ def describe(data: TableLike, target: str | None = None) -> pd.DataFrame:
 def train(data: TableLike | None = None, target: str | None = None, *,
           config: Config | dict | str | Path | None = None, output: str | Path = "runs",
           name: str | None = None, epochs: int | None = None, seed: int | None = None,
-          quiet: bool = False, resume: str | Path | None = None) -> Model:
+          quiet: bool = False, resume: str | Path | None = None, track: bool | None = None,
+          tracking_uri: str | None = None, experiment: str | None = None, register: str | None = None) -> Model:
     """Train a network on a table and save a run folder; returns the trained `Model`.
 
     `data` is a file path (CSV, TSV, Parquet, JSONL) or a DataFrame. `resume` continues a run folder
-    whose training was interrupted (for a DataFrame run, pass the same DataFrame again).
+    whose training was interrupted (for a DataFrame run, pass the same DataFrame again). The run is tracked
+    in MLflow when it is installed (`tracking_uri`, else $MLFLOW_TRACKING_URI, else ./mlflow.db;
+    `track=False`, or DEEPWELL_TRACK=0 in the environment, to skip); `register` adds the model to the
+    registry under that name.
     """
+    tracking = TrackingOptions(enabled=track, uri=tracking_uri, experiment=experiment, register=register)
     if resume is not None:
-        return _resume(RunFolder.existing(resume), data, quiet)
+        return _resume(RunFolder.existing(resume), data, quiet, tracking)
     if data is None:
         raise DataError("No data given: pass a table file, a folder of class folders, or a DataFrame.")
     frame, source, target, config = _read_data(data, target, config)
@@ -157,17 +165,23 @@ def train(data: TableLike | None = None, target: str | None = None, *,
     _check_monitor(config)
     identity = _data_identity(data, frame)
     frame = labelled_rows(frame, config, source)
-    frame, skipped = load_files(frame, config, base_dir_of(data), source)
-    splits = _split(frame, config, source)
+    loaded, skipped = load_files(frame, config, base_dir_of(data), source)
+    splits = _split(loaded, config, source)
     if config.training.batch_size == "auto":
         config.training.batch_size = auto_batch_size(len(splits.train))
     run = RunFolder.create(output, name, source if isinstance(data, (str, Path)) else "dataframe")
     write_text(run.config, config.to_yaml())
     run.write_info(status="running", deepwell_version=__version__, data=identity, split=splits.sizes(),
                    skipped_files=len(skipped))
+    write_json(run.profile, run_profile(frame, config, splits))
     if skipped:
         pd.DataFrame(skipped, columns=["row", "file", "reason"]).to_csv(run.skipped_files, index=False)
-    return _fit(run, config, splits, quiet, resume=False)
+    tracker = MlflowTracker(tracking)
+    tracker.start(run, config.model_dump(mode="json"), {
+        "deepwell.version": __version__, "data.path": identity.get("path") or "DataFrame",
+        "data.sha256": identity.get("sha256") or identity.get("hash"), "target": config.target,
+        "task": config.task, "run_dir": str(run.path.resolve())})
+    return _fit(run, config, splits, quiet, resume=False, tracker=tracker)
 
 
 def _read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.DataFrame, str, str | None, Any]:
@@ -228,13 +242,23 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
     return frame, skipped
 
 
-def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool) -> Model:
-    """Train and finish the run; a failure is recorded in run.json (the checkpoint stays for --resume)."""
+def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool,
+         tracker: MlflowTracker) -> Model:
+    """Train and finish the run: report page, tracking. A failure is recorded in run.json (the checkpoint
+    stays for --resume) and in the tracker."""
+    if tracker.summary():
+        run.write_info(tracking=tracker.summary())
     try:
-        return _train_and_save(run, config, splits, quiet, resume)
+        model = _train_and_save(run, config, splits, quiet, resume, tracker)
     except BaseException as exc:
         run.write_info(status="failed", error=f"{type(exc).__name__}: {exc}")
+        tracker.fail(f"{type(exc).__name__}: {exc}")
         raise
+    build_report(run.path)
+    tracker.finish(run, model.metrics, run.read_info().get("status", "finished"))
+    if tracker.summary():
+        run.write_info(tracking=tracker.summary())
+    return model
 
 
 MEMORY_SHARE = 0.25
@@ -270,7 +294,7 @@ def _frame_hash(frame: pd.DataFrame) -> str:
     return str(int(pd.util.hash_pandas_object(frame, index=False).sum()))
 
 
-def _resume(run: RunFolder, data: TableLike | None, quiet: bool) -> Model:
+def _resume(run: RunFolder, data: TableLike | None, quiet: bool, tracking: TrackingOptions) -> Model:
     info = run.read_info()
     config = Config.from_yaml(run.config)
     recorded = info.get("data") or {}
@@ -287,10 +311,13 @@ def _resume(run: RunFolder, data: TableLike | None, quiet: bool) -> Model:
     frame = labelled_rows(frame, config, source)
     frame, _ = load_files(frame, config, base_dir_of(data), source)
     run.write_info(status="running", error=None)
-    return _fit(run, config, _split(frame, config, source), quiet, resume=True)
+    tracker = MlflowTracker(tracking)
+    tracker.resume((info.get("tracking") or {}).get("run_id"))
+    return _fit(run, config, _split(frame, config, source), quiet, resume=True, tracker=tracker)
 
 
-def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool) -> Model:
+def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool,
+                    tracker: MlflowTracker) -> Model:
     seed = config.training.seed
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -306,7 +333,8 @@ def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool,
                             output_dim)
     trainer = Trainer(network, config.task, config.training, _metric_fn(encoder),
                       checkpoint_path=run.checkpoint, class_weights=_class_weights(config, y_train, output_dim),
-                      show_progress=not quiet, monitor_metric=primary_metric(config.task))
+                      show_progress=not quiet, monitor_metric=primary_metric(config.task),
+                      on_epoch_end=tracker.log_epoch)
     result = trainer.fit(train_data, validation, resume=resume)
     meta = {"deepwell_version": __version__, "task": config.task, "target": config.target,
             "baseline": baseline, "parameters": network.parameter_count(),

@@ -5,6 +5,7 @@ Errors a user can cause (DeepwellError) are printed as one paragraph and exit wi
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -25,7 +26,13 @@ console = Console()
 errors = Console(stderr=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Table file: CSV, TSV, Parquet or JSONL.", show_default=False)]
-ModelArg = Annotated[Path, typer.Argument(help="Run folder or model folder.", show_default=False)]
+ModelArg = Annotated[Path, typer.Argument(help="Run folder, model folder, or models:/NAME@ALIAS.",
+                                          show_default=False)]
+TrackingUri = Annotated[str | None, typer.Option(
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")]
+models_app = typer.Typer(help="The MLflow model registry: list versions, promote one to an alias.",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -55,6 +62,12 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    track: Annotated[bool | None, typer.Option("--track/--no-track",
+                                               help="Log the run to MLflow (default: on unless DEEPWELL_TRACK=0).",
+                                               show_default=False)] = None,
+    tracking_uri: TrackingUri = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: deepwell).")] = None,
+    register: Annotated[str | None, typer.Option(help="Register the model under this name.")] = None,
 ) -> None:
     """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
     import deepwell
@@ -64,7 +77,8 @@ def train(
     if resume is None and target is None and config is None and not (data is not None and data.is_dir()):
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
     model = deepwell.train(data, target, config=config, output=output, name=name, epochs=epochs, seed=seed,
-                           quiet=quiet, resume=resume)
+                           quiet=quiet, resume=resume, track=track, tracking_uri=tracking_uri,
+                           experiment=experiment, register=register)
     metrics = model.metrics
     info = metrics["training"]
     if info["stop_reason"] == "interrupted":
@@ -75,7 +89,12 @@ def train(
                   f"{info['seconds']:.1f}s on {info['device']}")
     result = metrics["test"] or metrics["validation"]
     render.print_evaluation(console, result, model.task, "test split" if metrics["test"] else "validation split")
-    console.print(f"run folder: [bold]{model.run_dir}[/]")
+    console.print(f"run folder: [bold]{model.run_dir}[/] (report: {model.run_dir / 'report.html'})")
+    tracking = json.loads((model.run_dir / "run.json").read_text(encoding="utf-8")).get("tracking")
+    if tracking:
+        registered = (f"; registered as {tracking['registered_model']} version {tracking['model_version']}"
+                      if tracking.get("model_version") else "")
+        console.print(f"MLflow run {tracking['run_id']} at {tracking['uri']}{registered}")
 
 
 @app.command()
@@ -162,6 +181,75 @@ def info(model: ModelArg) -> None:
     console.print(inputs)
     if loaded.metrics.get("test"):
         render.print_evaluation(console, loaded.metrics["test"], loaded.task, "test split (at training)")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder.", show_default=False)],
+    open_page: Annotated[bool, typer.Option("--open", help="Open it in the web browser.")] = False,
+) -> None:
+    """Rebuild a run's report.html (data profile, curves, evaluation, predictions) from its files."""
+    from deepwell.reports import build_report
+
+    path = build_report(run_dir)
+    console.print(f"wrote {path}")
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
+
+
+@app.command()
+def runs(
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: deepwell).")] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """List tracked runs, newest first, with their key metrics."""
+    from deepwell.tracking.runs import list_runs
+
+    console.print(render.frame_table(list_runs(experiment, tracking_uri), f"runs in {experiment or 'deepwell'}"))
+
+
+@app.command()
+def compare(
+    refs: Annotated[list[str], typer.Argument(help="Run folders or MLflow run ids (two or more).",
+                                              show_default=False)],
+    all_params: Annotated[bool, typer.Option("--all", help="Show settings that are equal too.")] = False,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Show runs side by side: the settings that differ and every final metric."""
+    from deepwell.tracking.runs import compare as compare_runs
+
+    table = compare_runs(refs, tracking_uri, all_params).reset_index(names="")
+    console.print(render.frame_table(table, "comparison"))
+
+
+@models_app.command("list")
+def models_list(tracking_uri: TrackingUri = None) -> None:
+    """Registered models, one row per version, with their aliases."""
+    import pandas as pd
+
+    from deepwell.tracking.registry import list_models
+
+    rows = list_models(tracking_uri)
+    for row in rows:
+        row["aliases"] = ", ".join(row["aliases"])
+        row["created"] = pd.Timestamp(row["created"], unit="ms").strftime("%Y-%m-%d %H:%M")
+    console.print(render.frame_table(pd.DataFrame(rows), "registered models"))
+
+
+@models_app.command("promote")
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.", show_default=False)],
+    model_version: Annotated[int, typer.Argument(metavar="VERSION", help="Version number.", show_default=False)],
+    alias: Annotated[str, typer.Option(help="Alias to point at this version.")] = "production",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Point an alias (default: production) at a version; load it with models:/NAME@ALIAS."""
+    from deepwell.tracking.registry import promote
+
+    promote(name, model_version, alias, tracking_uri)
+    console.print(f"{name} version {model_version} is now @{alias} (models:/{name}@{alias})")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -67,4 +68,15 @@ def profile_table(profiles: list[ColumnProfile], source: str) -> Table:
     for p in profiles:
         kind = f"[bold]{p.type}[/]" if p.type not in ("id", "empty") else f"[dim]{p.type}[/]"
         table.add_row(p.name, kind, p.dtype, str(p.missing), str(p.distinct), ", ".join(p.examples), p.note)
+    return table
+
+
+def frame_table(frame: pd.DataFrame, title: str) -> Table:
+    """Any small DataFrame as a rich table (floats to 4 significant digits, missing as blank)."""
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*("" if v is None or (isinstance(v, float) and pd.isna(v)) else
+                        f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     return table

@@ -10,6 +10,8 @@ runs/<name>/
   metrics.json           test and validation metrics beside the baseline
   predictions.csv        the test split with predictions
   skipped_files.csv      image/audio files that could not be read (only when some were skipped)
+  profile.json           the data profile: columns, inferred and used types, missing values, class balance
+  report.html            the self-contained report page (deepwell report RUN_DIR rebuilds it)
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ class RunFolder:
     @property
     def skipped_files(self) -> Path:
         return self.path / "skipped_files.csv"
+
+    @property
+    def profile(self) -> Path:
+        return self.path / "profile.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
 
     @property
     def predictions(self) -> Path:

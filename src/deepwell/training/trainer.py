@@ -185,8 +185,10 @@ def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[st
 class Trainer:
     def __init__(self, network: nn.Module, task: str, config: TrainingConfig, metric_fn: MetricFn,
                  checkpoint_path: Path | None = None, class_weights: torch.Tensor | None = None,
-                 show_progress: bool = True, monitor_metric: str = "accuracy") -> None:
+                 show_progress: bool = True, monitor_metric: str = "accuracy",
+                 on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.network, self.task, self.config = network, task, config
+        self.on_epoch_end = on_epoch_end  # e.g. experiment tracking; gets each epoch's history row
         self.metric_fn = metric_fn
         self.checkpoint_path = checkpoint_path
         self.show_progress = show_progress
@@ -255,6 +257,8 @@ class Trainer:
                     else:
                         bad_epochs += 1
                     result.history.append(row)
+                    if self.on_epoch_end is not None:
+                        self.on_epoch_end(row)
                     progress.end_epoch(row, improved)
                     stop = bad_epochs >= config.patience
                     if stop:
