@@ -17,7 +17,7 @@ from deepwell.reports.build import SECTIONS
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ALWAYS = ["overview", "data", "configuration", "learning-curves", "evaluation", "predictions", "diagnosis",
-          "fairness", "explanations"]
+          "data-curve", "fairness", "explanations"]
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +52,17 @@ def test_regression_report_has_a_residual_plot(regressor):
 def test_report_command_rebuilds_the_page_and_a_later_section_fills_its_slot(classifier):
     report = classifier.run_dir / "report.html"
     report.unlink()
-    (classifier.run_dir / "diagnosis.json").write_text('{"verdict": "good fit"}')
+    extra = classifier.run_dir / "data_curve.json"
+    extra.write_text('{"conclusion": "more data would help", "summary": "validation error still falling"}')
     try:
         result = subprocess.run([sys.executable, "-m", "deepwell.cli.main", "report", str(classifier.run_dir)],
                                 capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         page = report.read_text()
-        assert "good fit" in page
-        section = page[page.index('<section id="diagnosis">'):page.index('<section id="fairness">')]
-        assert "Not computed" not in section
+        section = page[page.index('<section id="data-curve">'):page.index('<section id="fairness">')]
+        assert "more data would help" in section and "Not computed" not in section
     finally:
-        (classifier.run_dir / "diagnosis.json").unlink()
+        extra.unlink()
         dw.build_report(classifier.run_dir)
 
 

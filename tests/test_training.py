@@ -32,7 +32,9 @@ def checkpoint_epoch(path: Path) -> int:
 
 def start_and_wait(args: list[str], checkpoint: Path, epoch: int) -> subprocess.Popen:
     """Start a training subprocess and return once its checkpoint has reached `epoch`."""
-    process = subprocess.Popen(DEEPWELL + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default handling, even when the tests run as a background job (which ignores SIGINT)
+    process = subprocess.Popen(DEEPWELL + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while checkpoint_epoch(checkpoint) < epoch:
         assert process.poll() is None, f"training ended before epoch {epoch}: {process.stderr.read()}"

@@ -12,6 +12,7 @@ import pandas as pd
 from deepwell.data.folders import files_table
 from deepwell.data.io import TableLike, as_frame
 from deepwell.errors import DataError, warn
+from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.metrics import baseline_metrics, classification_metrics, regression_metrics
 from deepwell.features.pipeline import Preprocessor
 from deepwell.models.network import TabularNetwork
@@ -32,6 +33,7 @@ class Model:
         self.meta = meta
         self.run_dir = run_dir
         self.metrics = metrics or {}
+        self.diagnosis: Diagnosis | None = None  # the fit diagnosis, for a model from a run folder
         self.device = resolve_device("auto")
         self.network.to(self.device)
 
@@ -167,7 +169,10 @@ class Model:
         if run_dir is not None and (run_dir / "metrics.json").is_file():
 
             metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        return cls(preprocessor, network, meta, run_dir=run_dir, metrics=metrics)
+        model = cls(preprocessor, network, meta, run_dir=run_dir, metrics=metrics)
+        if run_dir is not None and (run_dir / "diagnosis.json").is_file():
+            model.diagnosis = Diagnosis.from_dict(json.loads((run_dir / "diagnosis.json").read_text(encoding="utf-8")))
+        return model
 
 
 def evaluate_outputs(model: Model, outputs: np.ndarray, target: np.ndarray) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from deepwell.data.io import TableLike, as_frame, file_sha256
 from deepwell.data.profile import run_profile
 from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, warn
+from deepwell.evaluation.diagnosis import Diagnosis, diagnose
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, primary_metric, regression_metrics
 from deepwell.features.files import FileFeature
 from deepwell.features.number import to_numbers
@@ -342,7 +343,8 @@ def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool,
     model = Model(preprocessor, network, meta, run_dir=run.path)
     model.save(run.model)
     pd.DataFrame(result.history).to_csv(run.history, index=False)
-    model.metrics = _final_metrics(model, run, config, splits, validation, result, trainer)
+    model.metrics = _final_metrics(model, run, config, splits, train_data, validation, result, trainer)
+    model.diagnosis = diagnose_run(run, model.metrics, config)
     status = "interrupted" if result.stop_reason == "interrupted" else "finished"
     run.write_info(status=status, stop_reason=result.stop_reason)
     return model
@@ -358,6 +360,21 @@ def _preprocessor(run: RunFolder, config: Config, splits: Splits, resume: bool) 
     return preprocessor
 
 
+def diagnose_run(run: RunFolder, metrics: dict[str, Any], config: Config) -> Diagnosis:
+    """The fit diagnosis, saved as diagnosis.json, with the learning curves as learning_curves.png."""
+    from deepwell.reports.plots import learning_curves
+
+    history = pd.read_csv(run.history)
+    diagnosis = diagnose(history, metrics, config.model_dump(mode="json"))
+    write_json(run.diagnosis, diagnosis.as_dict())
+    figure = learning_curves(history, metrics["primary_metric"])
+    figure.savefig(run.learning_curves, dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return diagnosis
+
+
 def _metric_fn(encoder: TargetEncoder):
     if encoder.task == "regression":
         return lambda out, y: regression_metrics(encoder.unscale(y), encoder.unscale(out))
@@ -371,9 +388,17 @@ def _class_weights(config: Config, y_train: np.ndarray, n_classes: int) -> torch
     return torch.tensor(len(y_train) / (n_classes * np.clip(counts, 1, None)), dtype=torch.float32)
 
 
-def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits, validation: TensorData,
-                   result: FitResult, trainer: Trainer) -> dict[str, Any]:
+TRAIN_SAMPLE = 10_000  # training rows re-scored in eval mode for the fit diagnosis
+
+
+def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits, train: TensorData,
+                   validation: TensorData, result: FitResult, trainer: Trainer) -> dict[str, Any]:
+    """Test, validation and (on a sample) training metrics of the final weights, in eval mode."""
+    sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:TRAIN_SAMPLE].sort().values
+    train_inputs = {k: v[sample] for k, v in train.inputs.items()}
     metrics: dict[str, Any] = {
+        "train": evaluate_outputs(model, predict_outputs(model.network, train_inputs, config.task, model.device),
+                                  train.target[sample].numpy()),
         "task": config.task, "target": config.target, "primary_metric": primary_metric(config.task),
         "validation": evaluate_outputs(model, predict_outputs(model.network, validation.inputs, config.task,
                                                                model.device), validation.target.numpy()),

@@ -89,6 +89,7 @@ def train(
                   f"{info['seconds']:.1f}s on {info['device']}")
     result = metrics["test"] or metrics["validation"]
     render.print_evaluation(console, result, model.task, "test split" if metrics["test"] else "validation split")
+    render.print_diagnosis(console, model.diagnosis)
     console.print(f"run folder: [bold]{model.run_dir}[/] (report: {model.run_dir / 'report.html'})")
     tracking = json.loads((model.run_dir / "run.json").read_text(encoding="utf-8")).get("tracking")
     if tracking:

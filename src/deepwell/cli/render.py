@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deepwell.data.inference import ColumnProfile
+from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.metrics import higher_is_better
 
 SUMMARY = {"binary": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
@@ -80,3 +81,14 @@ def frame_table(frame: pd.DataFrame, title: str) -> Table:
         table.add_row(*("" if v is None or (isinstance(v, float) and pd.isna(v)) else
                         f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     return table
+
+
+def print_diagnosis(console: Console, diagnosis: Diagnosis | None) -> None:
+    """The fit verdict, its one-paragraph evidence, and what to change."""
+    if diagnosis is None:
+        return
+    colour = "green" if diagnosis.verdict == "good fit" else "yellow"
+    console.print(f"fit diagnosis: [bold {colour}]{diagnosis.verdict}[/] — {diagnosis.summary}", highlight=False)
+    for p in diagnosis.prescriptions:
+        change = f"{p.setting}: {p.current} → {p.to}" if p.setting else "data"
+        console.print(f"  • {change} ({p.why})", highlight=False)

@@ -18,6 +18,7 @@ import yaml
 
 from deepwell.errors import ModelFileError
 from deepwell.reports import plots
+from deepwell.reports.diagnosis import render_data_curve, render_diagnosis
 from deepwell.reports.page import esc, figure, page, table
 from deepwell.runs.files import write_text
 from deepwell.runs.layout import RunFolder
@@ -171,7 +172,8 @@ def later(name: str, title: str, command: str) -> Callable[[RunFiles], str]:
     return render
 
 
-SLOT_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {}
+SLOT_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"diagnosis.json": render_diagnosis,
+                                                               "data_curve.json": render_data_curve}
 """name of a JSON file in the run folder → its HTML; filled by the capability that writes the file."""
 
 SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
@@ -181,7 +183,9 @@ SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
     ("learning-curves", "Learning curves", learning_curves),
     ("evaluation", "Evaluation against the trivial baseline", evaluation),
     ("predictions", "Sample predictions", sample_predictions),
-    ("diagnosis", "Fit diagnosis", later("diagnosis.json", "Fit diagnosis", "deepwell diagnose RUN_DIR")),
+    ("diagnosis", "Fit diagnosis", later("diagnosis.json", "Fit diagnosis", "written by every training run")),
+    ("data-curve", "More data or a larger model?", later("data_curve.json", "Data-size learning curve",
+                                                          "deepwell diagnose RUN_DIR")),
     ("fairness", "Fairness", later("fairness.json", "Fairness", "deepwell audit RUN_DIR --sensitive COLUMN")),
     ("explanations", "Explanations", later("explanations.json", "Explanations", "deepwell explain RUN_DIR")),
 ]

@@ -11,6 +11,8 @@ runs/<name>/
   predictions.csv        the test split with predictions
   skipped_files.csv      image/audio files that could not be read (only when some were skipped)
   profile.json           the data profile: columns, inferred and used types, missing values, class balance
+  diagnosis.json         the fit diagnosis: verdict, evidence, prescriptions
+  learning_curves.png    loss and metric per epoch, training against validation
   report.html            the self-contained report page (deepwell report RUN_DIR rebuilds it)
 """
 
@@ -66,6 +68,14 @@ class RunFolder:
     @property
     def profile(self) -> Path:
         return self.path / "profile.json"
+
+    @property
+    def diagnosis(self) -> Path:
+        return self.path / "diagnosis.json"
+
+    @property
+    def learning_curves(self) -> Path:
+        return self.path / "learning_curves.png"
 
     @property
     def report(self) -> Path:

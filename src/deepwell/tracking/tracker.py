@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import urllib.error
@@ -65,7 +66,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def quiet_mlflow() -> Iterator[None]:
     """MLflow's info logs and download bars would interleave with deepwell's own progress output."""
     previous = logging.root.manager.disable
-    logging.disable(logging.INFO)
+    logging.disable(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         yield
@@ -180,6 +181,8 @@ class MlflowTracker:
         if self.options.register:
             version = mlflow.register_model(info.model_uri, self.options.register)
             self.model_version = int(version.version)
+        if run.diagnosis.is_file():
+            client.set_tag(self.run_id, "diagnosis", json.loads(run.diagnosis.read_text(encoding="utf-8"))["verdict"])
         client.set_terminated(self.run_id, "FINISHED" if status == "finished" else "KILLED")
 
     @_guarded

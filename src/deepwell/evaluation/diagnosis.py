@@ -1,0 +1,161 @@
+"""Fit diagnosis: is the model underfitting (high bias), overfitting (high variance), a good fit, or not
+converged — with the evidence in numbers and concrete, machine-applicable prescriptions.
+
+The reading follows the textbook bias–variance split on errors: the *variance* signal is the gap between the
+training error (measured in eval mode on the final weights, not the running training loss) and the validation
+error, judged against the sampling noise a validation set of that size carries; the *bias* signal is how much
+of the trivial baseline's error the model removes on its own training data. Curves add the rest: a validation
+loss climbing from its minimum while the training loss falls (overfitting), or both still falling when the
+epoch budget ran out (not converged).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+BIAS_SKILL = 0.5  # a model removing less than half the baseline's error on its own training data is biased
+RELATIVE_GAP = 0.25  # a significant gap this large a share of the validation error is variance
+LOSS_RISE = 1.0  # validation loss doubled from its minimum by the last epoch (while training loss fell by half)
+
+
+@dataclass
+class Prescription:
+    """One change to make: `setting` is a dotted config path (None for advice such as more data)."""
+
+    setting: str | None
+    to: Any
+    why: str
+    current: Any = None
+
+
+@dataclass
+class Diagnosis:
+    verdict: str  # underfit | overfit | good fit | not converged
+    summary: str
+    evidence: dict[str, Any]
+    prescriptions: list[Prescription] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
+        return cls(data["verdict"], data["summary"], data["evidence"],
+                   [Prescription(**p) for p in data.get("prescriptions", [])])
+
+
+def error_of(task: str, scores: dict[str, Any]) -> float:
+    """One error number per task: 1 − accuracy, or RMSE."""
+    return float(scores["rmse"]) if task == "regression" else 1.0 - float(scores["accuracy"])
+
+
+def sampling_noise(task: str, error: float, rows: int) -> float:
+    """Standard error of an error estimate from `rows` examples (binomial, or RMSE of normal residuals)."""
+    rows = max(rows, 1)
+    if task == "regression":
+        return error / math.sqrt(2 * rows)
+    return math.sqrt(max(error * (1 - error), 1.0 / rows) / rows)
+
+
+def diagnose(history: pd.DataFrame, metrics: dict[str, Any], config: dict[str, Any]) -> Diagnosis:
+    """`metrics` holds train / validation results (model and baseline) and training facts; `config` the
+    resolved configuration as a dict (to prescribe from the current values)."""
+    task = metrics["task"]
+    train, validation = metrics["train"], metrics["validation"]
+    train_err, val_err = error_of(task, train["model"]), error_of(task, validation["model"])
+    base_err = error_of(task, validation["baseline"])
+    noise = math.hypot(sampling_noise(task, val_err, validation["rows"]),
+                       sampling_noise(task, train_err, train["rows"]))
+    gap = val_err - train_err
+    skill = 1.0 - train_err / base_err if base_err > 0 else 1.0
+    facts = metrics["training"]
+    epochs, best = int(facts["epochs_run"]), int(facts["best_epoch"])
+    val_loss, train_loss = history["val_loss"].to_numpy(float), history["train_loss"].to_numpy(float)
+    lowest = int(val_loss.argmin()) if len(val_loss) else 0
+    rise = float(val_loss[-1] / max(val_loss[lowest], 1e-12) - 1) if len(val_loss) else 0.0
+    train_fall = float(1 - train_loss[-1] / max(train_loss[lowest], 1e-12)) if len(train_loss) else 0.0
+    tail = min(max(2, epochs // 5), len(val_loss) - 1)
+    slope = float((val_loss[-1] / val_loss[-1 - tail]) ** (1 / tail) - 1) if tail >= 1 else 0.0
+    still_falling = (tail >= 1 and facts["stop_reason"] == "max epochs" and best >= epochs - 1 and slope < -0.005)
+    evidence = {
+        "error": "1 - accuracy" if task != "regression" else "rmse",
+        "train_error": round(train_err, 4), "validation_error": round(val_err, 4),
+        "baseline_error": round(base_err, 4), "gap": round(gap, 4), "expected_noise": round(noise, 4),
+        "gap_in_noise_units": round(gap / noise, 2) if noise > 0 else None,
+        "train_skill_over_baseline": round(skill, 3), "best_epoch": best, "epochs_run": epochs,
+        "stop_reason": facts["stop_reason"], "validation_loss_rise_from_minimum": round(rise, 3),
+        "train_loss_fall_after_validation_minimum": round(train_fall, 3),
+        "validation_loss_change_per_epoch_at_end": round(slope, 4),
+        "train_loss_first_last": [round(float(train_loss[0]), 4), round(float(train_loss[-1]), 4)]
+        if len(train_loss) else None, "validation_rows": validation["rows"], "train_rows": train["rows"],
+        "parameters": facts.get("parameters"),
+    }
+    significant = gap > 2 * noise
+    if still_falling:
+        return Diagnosis("not converged", (
+            f"Validation loss was still falling when the {epochs}-epoch budget ran out (best epoch {best}); "
+            "the model has not finished learning."), evidence, _longer(config))
+    memorising = rise > LOSS_RISE and train_fall > 0.5
+    if (significant and gap > RELATIVE_GAP * max(val_err, 1e-12)) or memorising:
+        reasons = []
+        if significant:
+            reasons.append(f"validation error {val_err:.4f} is {gap:.4f} above training error {train_err:.4f} "
+                           f"({gap / noise:.1f}× the noise expected from {validation['rows']} validation rows)")
+        if memorising:
+            reasons.append(f"after epoch {lowest + 1} the training loss fell {train_fall:.0%} while the validation "
+                           f"loss rose {rise:.0%} (early stopping kept epoch {best}'s weights, but the network "
+                           "memorises faster than it generalises)")
+        return Diagnosis("overfit", "High variance: " + "; ".join(reasons) + ".", evidence,
+                         _smaller(config, train["rows"]))
+    if skill < BIAS_SKILL:
+        return Diagnosis("underfit", (
+            f"High bias: on its own training data the model removes only {skill:.0%} of the trivial baseline's "
+            f"error (training error {train_err:.4f}, baseline {base_err:.4f}), and validation error is close "
+            f"to training error (gap {gap:.4f}, noise {noise:.4f})."), evidence, _larger(config))
+    return Diagnosis("good fit", (
+        f"Training error {train_err:.4f} and validation error {val_err:.4f} are close (gap {gap:.4f}, "
+        f"{'within' if not significant else 'a small share beyond'} the noise of {noise:.4f}) and the model "
+        f"removes {skill:.0%} of the baseline's error."), evidence, [])
+
+
+def _get(config: dict[str, Any], path: str) -> Any:
+    node: Any = config
+    for key in path.split("."):
+        node = node[key]
+    return node
+
+
+def _larger(config: dict[str, Any]) -> list[Prescription]:
+    width, layers = _get(config, "model.hidden_width"), _get(config, "model.hidden_layers")
+    dropout, decay = _get(config, "model.dropout"), _get(config, "training.weight_decay")
+    out = [Prescription("model.hidden_width", min(2048, width * 2), "more units per layer: more capacity", width),
+           Prescription("model.hidden_layers", min(8, layers + 1), "one more layer: more non-linear capacity",
+                        layers)]
+    if dropout > 0:
+        out.append(Prescription("model.dropout", round(max(0.0, dropout - 0.1), 2),
+                                "less regularisation lets the model fit more", dropout))
+    if decay > 1e-4:
+        out.append(Prescription("training.weight_decay", round(decay / 10, 6), "weaker weight decay", decay))
+    return out
+
+
+def _smaller(config: dict[str, Any], train_rows: int) -> list[Prescription]:
+    width, dropout = _get(config, "model.hidden_width"), _get(config, "model.dropout")
+    decay = _get(config, "training.weight_decay")
+    return [Prescription("model.dropout", round(min(0.6, dropout + 0.2), 2), "more dropout: stronger regularisation",
+                         dropout),
+            Prescription("training.weight_decay", round(min(0.3, max(decay, 1e-3) * 10), 6),
+                         "stronger weight decay", decay),
+            Prescription("model.hidden_width", max(16, width // 2), "fewer parameters to memorise with", width),
+            Prescription(None, train_rows * 2, "more training data (about twice as many rows) would shrink the "
+                         "gap; `deepwell diagnose` measures whether it still helps", train_rows)]
+
+
+def _longer(config: dict[str, Any]) -> list[Prescription]:
+    epochs, rate = _get(config, "training.epochs"), _get(config, "training.learning_rate")
+    return [Prescription("training.epochs", epochs * 2, "twice the epoch budget (or a higher learning rate than "
+                         f"{rate:g} to get there sooner)", epochs)]

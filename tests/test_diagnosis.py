@@ -1,0 +1,94 @@
+"""Fit diagnosis after every run: underfit, overfit, good fit, not converged — with evidence and prescriptions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepwell as dw
+from deepwell.evaluation.diagnosis import sampling_noise
+
+
+@pytest.fixture(scope="module")
+def xor() -> pd.DataFrame:
+    """A non-linear problem: the label is the sign of a·b, which no additive model can express."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2000, 2))
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "y": np.where(x[:, 0] * x[:, 1] > 0, "same", "different")})
+
+
+@pytest.fixture(scope="module")
+def noisy_small() -> pd.DataFrame:
+    """150 rows, 20 features, one informative, 30% of labels flipped."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(150, 20))
+    label = (features[:, 0] > 0) ^ (rng.random(150) < 0.3)
+    return pd.DataFrame(features, columns=[f"f{i}" for i in range(20)]).assign(y=np.where(label, "yes", "no"))
+
+
+def train(frame: pd.DataFrame, tmp_path, **config) -> dw.Model:
+    return dw.train(frame, config={"target": "y", **config}, output=tmp_path, seed=0, quiet=True)
+
+
+def test_a_one_unit_network_on_xor_is_underfit_and_told_to_grow(xor, tmp_path):
+    model = train(xor, tmp_path, model={"hidden_layers": 1, "hidden_width": 1}, training={"epochs": 20})
+    diagnosis = model.diagnosis
+    assert diagnosis.verdict == "underfit"
+    assert diagnosis.evidence["train_skill_over_baseline"] < 0.2
+    assert abs(diagnosis.evidence["gap"]) < 2 * diagnosis.evidence["expected_noise"]
+    changes = {p.setting: (p.current, p.to) for p in diagnosis.prescriptions}
+    assert changes["model.hidden_width"] == (1, 2) and changes["model.hidden_layers"] == (1, 2)
+
+
+def test_a_large_unregularised_network_on_small_noisy_data_is_overfit(noisy_small, tmp_path):
+    model = train(noisy_small, tmp_path, model={"hidden_layers": 3, "hidden_width": 512, "dropout": 0.0},
+                  training={"epochs": 60, "patience": 60, "weight_decay": 0.0, "average_epochs": 0})
+    diagnosis = model.diagnosis
+    assert diagnosis.verdict == "overfit", diagnosis.summary
+    assert diagnosis.evidence["validation_loss_rise_from_minimum"] > 1.0
+    changes = {p.setting: (p.current, p.to) for p in diagnosis.prescriptions}
+    assert changes["model.dropout"] == (0.0, 0.2) and changes["model.hidden_width"] == (512, 256)
+    assert changes["training.weight_decay"][1] > 0
+    assert any(p.setting is None and "more training data" in p.why for p in diagnosis.prescriptions)
+
+
+def test_a_sensible_configuration_is_a_good_fit(breast_cancer_csv, tmp_path):
+    model = dw.train(breast_cancer_csv, "diagnosis", config={"model": {"hidden_width": 64}}, output=tmp_path,
+                     epochs=30, seed=0, quiet=True)
+    assert model.diagnosis.verdict == "good fit", model.diagnosis.summary
+    assert model.diagnosis.prescriptions == []
+
+
+def test_a_budget_too_short_is_not_converged(xor, tmp_path):
+    model = train(xor, tmp_path, training={"epochs": 3, "learning_rate": 1e-4})
+    diagnosis = model.diagnosis
+    assert diagnosis.verdict == "not converged"
+    assert diagnosis.evidence["validation_loss_change_per_epoch_at_end"] < 0
+    assert [(p.setting, p.to) for p in diagnosis.prescriptions] == [("training.epochs", 6)]
+
+
+def test_diagnosis_is_saved_plotted_reloaded_and_printed(breast_cancer_csv, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "deepwell.cli.main", "train", str(breast_cancer_csv), "-t",
+                             "diagnosis", "-o", str(tmp_path), "--name", "r", "--epochs", "3", "-q"],
+                            capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "r"
+    saved = json.loads((run / "diagnosis.json").read_text())
+    assert f"fit diagnosis: {saved['verdict']}" in result.stdout
+    assert (run / "learning_curves.png").stat().st_size > 5_000
+    assert dw.load(run).diagnosis.verdict == saved["verdict"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train"]["rows"] == metrics["split"]["train"]  # training rows re-scored in eval mode
+    assert saved["evidence"]["train_error"] == pytest.approx(1 - metrics["train"]["model"]["accuracy"], abs=1e-4)
+    assert "<strong" in (run / "report.html").read_text().split('id="diagnosis"')[1].split("</section>")[0]
+
+
+def test_sampling_noise_shrinks_with_the_square_root_of_rows():
+    assert sampling_noise("binary", 0.1, 100) == pytest.approx(0.03)
+    assert sampling_noise("binary", 0.1, 400) == pytest.approx(0.015)
+    assert sampling_noise("regression", 2.0, 50) == pytest.approx(0.2)
