@@ -108,6 +108,9 @@ class SplitConfig(_Strict):
     column: str | None = Field(None, description="column with values train/validation/test (or val/valid)")
     validation_file: Path | None = None
     test_file: Path | None = None
+    train_subsample: float = Field(
+        1.0, gt=0, le=1, description="train on this share of the training split only (data-size learning "
+        "curves); validation and test stay the same")
 
     @model_validator(mode="after")
     def _fractions_sum_to_one(self) -> SplitConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,18 +143,19 @@ def train(data: TableLike | None = None, target: str | None = None, *,
           config: Config | dict | str | Path | None = None, output: str | Path = "runs",
           name: str | None = None, epochs: int | None = None, seed: int | None = None,
           quiet: bool = False, resume: str | Path | None = None, track: bool | None = None,
-          tracking_uri: str | None = None, experiment: str | None = None, register: str | None = None) -> Model:
+          tracking_uri: str | None = None, experiment: str | None = None, register: str | None = None,
+          on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> Model:
     """Train a network on a table and save a run folder; returns the trained `Model`.
 
     `data` is a file path (CSV, TSV, Parquet, JSONL) or a DataFrame. `resume` continues a run folder
     whose training was interrupted (for a DataFrame run, pass the same DataFrame again). The run is tracked
     in MLflow when it is installed (`tracking_uri`, else $MLFLOW_TRACKING_URI, else ./mlflow.db;
     `track=False`, or DEEPWELL_TRACK=0 in the environment, to skip); `register` adds the model to the
-    registry under that name.
+    registry under that name. `on_epoch_end(row)` sees each epoch's history row (it may raise to stop).
     """
     tracking = TrackingOptions(enabled=track, uri=tracking_uri, experiment=experiment, register=register)
     if resume is not None:
-        return _resume(RunFolder.existing(resume), data, quiet, tracking)
+        return _resume(RunFolder.existing(resume), data, quiet, tracking, on_epoch_end)
     if data is None:
         raise DataError("No data given: pass a table file, a folder of class folders, or a DataFrame.")
     frame, source, target, config = _read_data(data, target, config)
@@ -182,7 +184,22 @@ def train(data: TableLike | None = None, target: str | None = None, *,
         "deepwell.version": __version__, "data.path": identity.get("path") or "DataFrame",
         "data.sha256": identity.get("sha256") or identity.get("hash"), "target": config.target,
         "task": config.task, "run_dir": str(run.path.resolve())})
-    return _fit(run, config, splits, quiet, resume=False, tracker=tracker)
+    return _fit(run, config, splits, quiet, resume=False, tracker=tracker, on_epoch_end=on_epoch_end)
+
+
+def prepare_config(data: TableLike, target: str | None, config: Config | dict | str | Path | None, *,
+                   epochs: int | None = None, seed: int | None = None) -> tuple[Config, int, str]:
+    """(resolved config, labelled rows, source name) without training: what tune and diagnose start from."""
+    frame, source, target, config = _read_data(data, target, config)
+    resolved = load_config(config, target)
+    if epochs is not None:
+        resolved.training.epochs = epochs
+    if seed is not None:
+        resolved.training.seed = seed
+    resolved = resolve_config(frame, resolved, source)
+    _check_monitor(resolved)
+    return resolved, len(labelled_rows(frame, resolved, source)), source if isinstance(data, (str, Path)) \
+        else "dataframe"
 
 
 def _read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.DataFrame, str, str | None, Any]:
@@ -244,13 +261,13 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
 
 
 def _fit(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool,
-         tracker: MlflowTracker) -> Model:
+         tracker: MlflowTracker, on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> Model:
     """Train and finish the run: report page, tracking. A failure is recorded in run.json (the checkpoint
     stays for --resume) and in the tracker."""
     if tracker.summary():
         run.write_info(tracking=tracker.summary())
     try:
-        model = _train_and_save(run, config, splits, quiet, resume, tracker)
+        model = _train_and_save(run, config, splits, quiet, resume, tracker, on_epoch_end)
     except BaseException as exc:
         run.write_info(status="failed", error=f"{type(exc).__name__}: {exc}")
         tracker.fail(f"{type(exc).__name__}: {exc}")
@@ -295,7 +312,8 @@ def _frame_hash(frame: pd.DataFrame) -> str:
     return str(int(pd.util.hash_pandas_object(frame, index=False).sum()))
 
 
-def _resume(run: RunFolder, data: TableLike | None, quiet: bool, tracking: TrackingOptions) -> Model:
+def _resume(run: RunFolder, data: TableLike | None, quiet: bool, tracking: TrackingOptions,
+            on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> Model:
     info = run.read_info()
     config = Config.from_yaml(run.config)
     recorded = info.get("data") or {}
@@ -314,11 +332,12 @@ def _resume(run: RunFolder, data: TableLike | None, quiet: bool, tracking: Track
     run.write_info(status="running", error=None)
     tracker = MlflowTracker(tracking)
     tracker.resume((info.get("tracking") or {}).get("run_id"))
-    return _fit(run, config, _split(frame, config, source), quiet, resume=True, tracker=tracker)
+    return _fit(run, config, _split(frame, config, source), quiet, resume=True, tracker=tracker,
+                on_epoch_end=on_epoch_end)
 
 
 def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool, resume: bool,
-                    tracker: MlflowTracker) -> Model:
+                    tracker: MlflowTracker, on_epoch_end: Callable[[dict[str, Any]], None] | None) -> Model:
     seed = config.training.seed
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -335,7 +354,7 @@ def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool,
     trainer = Trainer(network, config.task, config.training, _metric_fn(encoder),
                       checkpoint_path=run.checkpoint, class_weights=_class_weights(config, y_train, output_dim),
                       show_progress=not quiet, monitor_metric=primary_metric(config.task),
-                      on_epoch_end=tracker.log_epoch)
+                      on_epoch_end=_each(tracker.log_epoch, on_epoch_end))
     result = trainer.fit(train_data, validation, resume=resume)
     meta = {"deepwell_version": __version__, "task": config.task, "target": config.target,
             "baseline": baseline, "parameters": network.parameter_count(),
@@ -350,6 +369,14 @@ def _train_and_save(run: RunFolder, config: Config, splits: Splits, quiet: bool,
     return model
 
 
+def _each(*callbacks: Callable[[dict[str, Any]], None] | None) -> Callable[[dict[str, Any]], None]:
+    def call(row: dict[str, Any]) -> None:
+        for callback in callbacks:
+            if callback is not None:
+                callback(row)
+    return call
+
+
 def _preprocessor(run: RunFolder, config: Config, splits: Splits, resume: bool) -> Preprocessor:
     """Fitted on the training split and kept in the run folder, so a resumed run reuses the very same
     state (some fits, such as a learned tokenizer, may differ slightly when repeated)."""
@@ -362,16 +389,12 @@ def _preprocessor(run: RunFolder, config: Config, splits: Splits, resume: bool) 
 
 def diagnose_run(run: RunFolder, metrics: dict[str, Any], config: Config) -> Diagnosis:
     """The fit diagnosis, saved as diagnosis.json, with the learning curves as learning_curves.png."""
-    from deepwell.reports.plots import learning_curves
+    from deepwell.reports.plots import learning_curves, save
 
     history = pd.read_csv(run.history)
     diagnosis = diagnose(history, metrics, config.model_dump(mode="json"))
     write_json(run.diagnosis, diagnosis.as_dict())
-    figure = learning_curves(history, metrics["primary_metric"])
-    figure.savefig(run.learning_curves, dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
+    save(learning_curves(history, metrics["primary_metric"]), run.learning_curves)
     return diagnosis
 
 

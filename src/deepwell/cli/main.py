@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.panel import Panel
@@ -68,6 +69,10 @@ def train(
     tracking_uri: TrackingUri = None,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: deepwell).")] = None,
     register: Annotated[str | None, typer.Option(help="Register the model under this name.")] = None,
+    auto_capacity: Annotated[bool, typer.Option(
+        "--auto-capacity", help="Train, diagnose, apply the prescribed capacity change, retrain; keep the best.")]
+    = False,
+    rounds: Annotated[int, typer.Option(help="--auto-capacity: at most this many runs.", min=1)] = 3,
 ) -> None:
     """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
     import deepwell
@@ -76,9 +81,16 @@ def train(
         raise typer.BadParameter("give a DATA file, or --resume RUN_DIR")
     if resume is None and target is None and config is None and not (data is not None and data.is_dir()):
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
-    model = deepwell.train(data, target, config=config, output=output, name=name, epochs=epochs, seed=seed,
-                           quiet=quiet, resume=resume, track=track, tracking_uri=tracking_uri,
-                           experiment=experiment, register=register)
+    common = {"output": output, "epochs": epochs, "seed": seed, "quiet": quiet, "track": track,
+              "tracking_uri": tracking_uri, "experiment": experiment, "register": register}
+    if auto_capacity:
+        if resume is not None:
+            raise typer.BadParameter("--auto-capacity starts new runs; it cannot be combined with --resume")
+        model = deepwell.auto_capacity(data, target, config=config, rounds=rounds, name=name, **common)
+        console.print(render.frame_table(pd.DataFrame(model.rounds).drop(columns=["applied"], errors="ignore"),
+                                         "auto-capacity rounds (the kept run is below)"))
+    else:
+        model = deepwell.train(data, target, config=config, name=name, resume=resume, **common)
     metrics = model.metrics
     info = metrics["training"]
     if info["stop_reason"] == "interrupted":
@@ -185,6 +197,72 @@ def info(model: ModelArg) -> None:
 
 
 @app.command()
+def tune(
+    data: DataArg,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config to start from.")] = None,
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold.", min=1)] = 20,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    jobs: Annotated[int, typer.Option(help="Trials run at once in this process.", min=1)] = 1,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna database URL (default: SQLite in the study folder); share one to search from many "
+             "machines.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default: tune-<data name>).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the study and runs.")] = Path("runs"),
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs per trial.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (the same split for every trial).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    track: Annotated[bool | None, typer.Option("--track/--no-track", help="Track the winner's run in MLflow.",
+                                               show_default=False)] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Search capacity and regularisation with Optuna (pruning, resumable); retrain the winner as a run."""
+    import deepwell
+
+    if target is None and config is None and not data.is_dir():
+        raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
+    result = deepwell.tune(data, target, config=config, trials=trials, timeout=timeout, jobs=jobs, storage=storage,
+                           study_name=study, output=output, epochs=epochs, seed=seed, quiet=quiet, track=track,
+                           tracking_uri=tracking_uri)
+    console.print(render.frame_table(result.trials, f"trials ({result.folder / 'trials.csv'})"))
+    console.print(f"best trial: validation {result.metric} {result.best_value:.4f} with "
+                  + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in result.best_params.items()))
+    model = result.model
+    render.print_evaluation(console, model.metrics["test"] or model.metrics["validation"], model.task,
+                            "winner retrained, test split")
+    console.print(f"winner run folder: [bold]{model.run_dir}[/]; plot: {result.folder / 'metric_vs_parameters.png'}")
+
+
+@app.command()
+def diagnose(
+    data: Annotated[Path, typer.Argument(help="Table file, or a run folder to reuse its data and config.",
+                                         show_default=False)],
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+    fractions: Annotated[str, typer.Option(help="Shares of the training split, comma-separated.")]
+    = "0.1,0.25,0.5,1",
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the runs.")] = Path("runs"),
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs per run.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Data-size learning curve: train on growing shares of the data; would more data or a larger model help?"""
+    import deepwell
+
+    try:
+        shares = tuple(float(f) for f in fractions.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--fractions must be numbers separated by commas, got {fractions!r}") from None
+    if not shares or not all(0 < f <= 1 for f in shares):
+        raise typer.BadParameter("--fractions must lie in (0, 1]")
+    curve = deepwell.diagnose(data, target, config=config, fractions=shares, output=output, epochs=epochs,
+                              seed=seed)
+    console.print(render.frame_table(pd.DataFrame(curve.points).drop(columns=["run", "fraction"]),
+                                     f"data-size learning curve ({curve.error})"))
+    console.print(f"[bold]{curve.conclusion}[/] — {curve.summary}", highlight=False)
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run folder.", show_default=False)],
     open_page: Annotated[bool, typer.Option("--open", help="Open it in the web browser.")] = False,
@@ -228,8 +306,6 @@ def compare(
 @models_app.command("list")
 def models_list(tracking_uri: TrackingUri = None) -> None:
     """Registered models, one row per version, with their aliases."""
-    import pandas as pd
-
     from deepwell.tracking.registry import list_models
 
     rows = list_models(tracking_uri)

@@ -32,7 +32,17 @@ def split_table(frame: pd.DataFrame, split: SplitConfig, *, seed: int, stratify_
     """Split `frame`; `stratify_by` names the target column for classification, None for regression.
 
     Rows of separate validation/test files without a `target` value are dropped: they cannot be scored.
+    `split.train_subsample` < 1 keeps only that share of the training split (validation and test unchanged).
     """
+    splits = _split(frame, split, seed=seed, stratify_by=stratify_by, source=source, target=target)
+    if split.train_subsample < 1:
+        kept, _ = _two_way(splits.train, 1 - split.train_subsample, seed, stratify_by, source)
+        splits = Splits(kept, splits.validation, splits.test)
+    return splits
+
+
+def _split(frame: pd.DataFrame, split: SplitConfig, *, seed: int, stratify_by: str | None, source: str,
+           target: str | None) -> Splits:
     if split.column is not None:
         return _split_by_column(frame, split.column, source)
     validation = _labelled_file(split.validation_file, target) if split.validation_file else None

@@ -97,3 +97,36 @@ def class_balance(counts: pd.DataFrame) -> plt.Figure:
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
+
+
+def trials_scatter(table: pd.DataFrame, metric: str) -> plt.Figure:
+    """Tuning: validation metric against network size, one point per finished trial."""
+    done = table[table["state"] == "complete"].dropna(subset=["parameters"])
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.scatter(done["parameters"], done[f"validation_{metric}"], color=TRAIN)
+    for _, row in done.iterrows():
+        ax.annotate(str(int(row["trial"])), (row["parameters"], row[f"validation_{metric}"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set(xlabel="trainable parameters", ylabel=f"validation {metric}", title="trials")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def data_curve(points: pd.DataFrame, error: str) -> plt.Figure:
+    """Training and validation error against the number of training rows."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(points["rows"], points["train_error"], "o-", color=TRAIN, label="training")
+    ax.plot(points["rows"], points["validation_error"], "o-", color=VALID, label="validation")
+    ax.set_xscale("log")
+    ax.set(xlabel="training rows", ylabel=error, title="data-size learning curve")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, path) -> None:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)

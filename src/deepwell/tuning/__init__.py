@@ -1,0 +1,1 @@
+"""Capacity search (Optuna), automatic capacity adjustment, and data-size learning curves."""

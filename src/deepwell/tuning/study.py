@@ -1,0 +1,128 @@
+"""`deepwell tune`: an Optuna search over capacity and regularisation.
+
+Each trial is an ordinary training run (same split, same seed, untracked) scored on the *validation* split;
+hopeless trials are pruned from their per-epoch validation metric. The study lives in a database (SQLite in
+the study folder by default, any URL Optuna accepts for searches spread over machines), so an interrupted
+search resumes where it stopped. The given configuration is always trial 0, so the winner is never worse on
+validation than what the user started from. The winner is retrained as a normal, tracked run.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deepwell.config import Config
+from deepwell.data.io import TableLike
+from deepwell.errors import ConfigError
+from deepwell.evaluation.metrics import higher_is_better, primary_metric
+from deepwell.runs.files import write_text
+from deepwell.tuning.space import apply, defaults, suggest
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+@dataclass
+class TuneResult:
+    folder: Path
+    trials: pd.DataFrame  # one row per trial: number, state, parameters, network size, metric, seconds
+    best_params: dict[str, Any]
+    best_value: float
+    metric: str
+    model: Any  # the winner retrained as a normal run (a deepwell Model)
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("Tuning needs Optuna: pip install 'deepwell[tune]'.") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def tune(data: TableLike, target: str | None = None, *, config: Config | dict | str | Path | None = None,
+         trials: int = 20, timeout: float | None = None, jobs: int = 1, storage: str | None = None,
+         study_name: str | None = None, output: str | Path = "runs", epochs: int | None = None,
+         seed: int | None = None, quiet: bool = False, **tracking: Any) -> TuneResult:
+    """Search until the study holds `trials` finished trials (or `timeout` seconds pass), then retrain the
+    best configuration as a normal run. `tracking` goes to the final `train` (tracking_uri, experiment …)."""
+    from deepwell.workflow import prepare_config, train
+
+    optuna = _optuna()
+    resolved, frame_rows, source = prepare_config(data, target, config, epochs=epochs, seed=seed)
+    base = resolved.model_dump(mode="json")
+    task = resolved.task
+    metric = primary_metric(task)
+    name = study_name or f"tune-{Path(source).stem if source != 'dataframe' else 'dataframe'}"
+    folder = Path(output) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    with warnings.catch_warnings():  # the heartbeat (stale trials of killed workers fail) is "experimental"
+        warnings.simplefilter("ignore")
+        database = optuna.storages.RDBStorage(url, heartbeat_interval=10, grace_period=30)
+    study = optuna.create_study(
+        study_name=name, storage=database,
+        load_if_exists=True, direction="maximize" if higher_is_better(metric) else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=resolved.training.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3))
+    train_rows = int(frame_rows * resolved.split.train)
+    if not study.trials:
+        study.enqueue_trial(defaults(base, train_rows), user_attrs={"origin": "given configuration"})
+
+    def objective(trial) -> float:
+        changes = suggest(trial, base, train_rows)
+        trial_config = Config.validate_dict(apply(base, changes), source=f"trial {trial.number}")
+
+        def report(row: dict[str, Any]) -> None:
+            trial.report(float(row[f"val_{metric}"]), int(row["epoch"]))
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        started = time.perf_counter()
+        model = train(data, config=trial_config, output=folder / "trials", name=f"trial-{trial.number:03d}",
+                      quiet=True, track=False, on_epoch_end=report)
+        trial.set_user_attr("parameters", model.parameter_count)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+        trial.set_user_attr("run_dir", str(model.run_dir))
+        return float(model.metrics["validation"]["model"][metric])
+
+    finished = sum(t.state.name in FINISHED for t in study.trials)
+    remaining = max(0, trials - finished)
+    if remaining:
+        study.optimize(objective, n_trials=remaining, timeout=timeout, n_jobs=jobs,
+                       catch=(RuntimeError, MemoryError),  # e.g. a trial too large for the GPU: recorded, skipped
+                       show_progress_bar=not quiet)
+    table = trials_table(study, metric)
+    table.to_csv(folder / "trials.csv", index=False)
+    plot_trials(table, metric, folder / "metric_vs_parameters.png")
+    if not any(t.state.name == "COMPLETE" for t in study.trials):
+        raise ConfigError(f"No trial of study {name!r} finished; see {folder / 'trials.csv'}.")
+    best = study.best_trial
+    winner = Config.validate_dict(apply(base, suggest(optuna.trial.FixedTrial(best.params), base, train_rows)),
+                                  source="best trial")
+    write_text(folder / "best.yaml", winner.to_yaml())
+    model = train(data, config=winner, output=output, name=f"{name}-best", quiet=quiet, **tracking)
+    return TuneResult(folder, table, dict(best.params), float(best.value), metric, model)
+
+
+def trials_table(study, metric: str) -> pd.DataFrame:
+    rows = []
+    for trial in study.trials:
+        rows.append({"trial": trial.number, "state": trial.state.name.lower(),
+                     f"validation_{metric}": trial.value if trial.value is not None else
+                     (max(trial.intermediate_values.items())[1] if trial.intermediate_values else None),
+                     "parameters": trial.user_attrs.get("parameters"), "seconds": trial.user_attrs.get("seconds"),
+                     "epochs": len(trial.intermediate_values), **trial.params})
+    return pd.DataFrame(rows)
+
+
+def plot_trials(table: pd.DataFrame, metric: str, path: Path) -> None:
+    from deepwell.reports.plots import save, trials_scatter
+
+    save(trials_scatter(table, metric), path)
