@@ -116,7 +116,8 @@ def data_curve(data: TableLike, target: str | None = None, *, config: Config | d
 
 
 def read_curve(points: list[dict[str, Any]], task: str) -> DataCurve:
-    """The conclusion from the last two points of the curve, against validation sampling noise."""
+    """The conclusion from the last two points of the curve, against validation sampling noise (a drop must
+    exceed two standard errors to count)."""
     error = "rmse" if task == "regression" else "1 - accuracy"
     last, before = points[-1], points[-2] if len(points) > 1 else points[-1]
     noise = sampling_noise(task, last["validation_error"], last["validation_rows"])
@@ -125,7 +126,7 @@ def read_curve(points: list[dict[str, Any]], task: str) -> DataCurve:
     skill = 1 - last["train_error"] / last["baseline_error"] if last["baseline_error"] > 0 else 1.0
     change = (f"{before['validation_error']:.4f} at {before['rows']} rows → {last['validation_error']:.4f} at "
               f"{last['rows']}, noise {noise:.4f}")
-    if drop > noise:
+    if drop > 2 * noise:
         return DataCurve("more data would help", (
             f"Validation error still falls with more rows ({change}); a gap of {gap:.4f} to the training error "
             "remains: the model is limited by the amount of data (variance), so more rows should keep helping."),
@@ -135,7 +136,7 @@ def read_curve(points: list[dict[str, Any]], task: str) -> DataCurve:
             f"Validation error has flattened ({change}) and on its own training data the model removes only "
             f"{skill:.0%} of the baseline's error: more rows will not help; more capacity (or better features) "
             "will."), points, error, "")
-    if gap <= noise:
+    if gap <= 2 * noise:
         return DataCurve("enough data", (
             f"Validation error has flattened ({change}) at the training error ({last['train_error']:.4f}): "
             "more rows will not change much; the model already fits what this data supports."), points, error, "")
