@@ -35,6 +35,7 @@ test: $(STAMP) system-packages
 benchmark: $(STAMP) system-packages
 	$(PY) benchmarks/run_tabular.py
 	$(PY) benchmarks/run_media.py
+	$(PY) benchmarks/run_capacity.py
 
 clean:
 	rm -rf $(VENV) runs demo-data .pytest_cache
