@@ -40,6 +40,9 @@ def test_a_one_unit_network_on_xor_is_underfit_and_told_to_grow(xor, tmp_path):
     diagnosis = model.diagnosis
     assert diagnosis.verdict == "underfit"
     assert diagnosis.evidence["train_skill_over_baseline"] < 0.2
+    # gradient boosting shows what is achievable on these inputs: far below the network's training error
+    assert diagnosis.evidence["reference_validation_error"] < 0.1 < 0.4 < diagnosis.evidence["train_error"]
+    assert "gradient-boosting reference" in diagnosis.summary
     assert abs(diagnosis.evidence["gap"]) < 2 * diagnosis.evidence["expected_noise"]
     changes = {p.setting: (p.current, p.to) for p in diagnosis.prescriptions}
     assert changes["model.hidden_width"] == (1, 2) and changes["model.hidden_layers"] == (1, 2)
@@ -62,6 +65,22 @@ def test_a_sensible_configuration_is_a_good_fit(breast_cancer_csv, tmp_path):
                      epochs=30, seed=0, quiet=True)
     assert model.diagnosis.verdict == "good fit", model.diagnosis.summary
     assert model.diagnosis.prescriptions == []
+    assert model.metrics["reference"]["accuracy"] > 0.9
+
+
+def test_noisy_data_at_the_reference_level_is_not_called_underfit(diabetes_frame, tmp_path):
+    """Diabetes progression is mostly noise: the network removes little of the baseline's error, but no more
+    is achievable (the reference does no better), so growing the network is not the prescription."""
+    model = dw.train(diabetes_frame, "progression", output=tmp_path, epochs=30, seed=0, quiet=True)
+    evidence = model.diagnosis.evidence
+    assert evidence["train_skill_over_baseline"] < 0.5  # would have read as high bias without the reference
+    assert model.diagnosis.verdict != "underfit", model.diagnosis.summary
+
+
+def test_inputs_the_reference_cannot_read_fall_back_to_the_baseline_rule(sms_csv, tmp_path):
+    sample = pd.read_csv(sms_csv).head(300)
+    model = dw.train(sample, "label", output=tmp_path, epochs=3, seed=0, quiet=True)
+    assert model.metrics["reference"] is None and "reference_validation_error" not in model.diagnosis.evidence
 
 
 def test_a_budget_too_short_is_not_converged(xor, tmp_path):

@@ -28,6 +28,7 @@ from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, warn
 from deepwell.evaluation.diagnosis import Diagnosis, diagnose
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, primary_metric, regression_metrics
+from deepwell.evaluation.reference import reference_scores
 from deepwell.features.files import FileFeature
 from deepwell.features.number import to_numbers
 from deepwell.features.pipeline import FEATURE_TYPES, Preprocessor, make_feature
@@ -387,6 +388,18 @@ def _preprocessor(run: RunFolder, config: Config, splits: Splits, resume: bool) 
     return preprocessor
 
 
+def _reference(model: Model, train: TensorData, validation: TensorData, config: Config) -> dict[str, Any] | None:
+    """Gradient boosting on the same table-like inputs: the achievable error the diagnosis compares with."""
+    target = model.preprocessor.target
+    try:
+        return reference_scores(model.preprocessor.encoder_specs(), train.inputs, train.target.numpy(),
+                                validation.inputs, validation.target.numpy(), config.task, len(target.classes),
+                                _metric_fn(target))
+    except (ValueError, MemoryError) as exc:
+        warn(f"No reference learner for the fit diagnosis ({exc}); it judges bias from the baseline alone.")
+        return None
+
+
 def diagnose_run(run: RunFolder, metrics: dict[str, Any], config: Config) -> Diagnosis:
     """The fit diagnosis, saved as diagnosis.json, with the learning curves as learning_curves.png."""
     from deepwell.reports.plots import learning_curves, save
@@ -431,6 +444,7 @@ def _final_metrics(model: Model, run: RunFolder, config: Config, splits: Splits,
                      "parameters": model.parameter_count, "batch_size": config.training.batch_size,
                      "device": str(trainer.device)},
         "split": splits.sizes(),
+        "reference": _reference(model, train, validation, config),
     }
     if len(splits.test):
         outputs = predict_outputs(model.network, model.preprocessor.transform(splits.test), config.task,

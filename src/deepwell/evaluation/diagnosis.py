@@ -3,10 +3,11 @@ converged — with the evidence in numbers and concrete, machine-applicable pres
 
 The reading follows the textbook bias–variance split on errors: the *variance* signal is the gap between the
 training error (measured in eval mode on the final weights, not the running training loss) and the validation
-error, judged against the sampling noise a validation set of that size carries; the *bias* signal is how much
-of the trivial baseline's error the model removes on its own training data. Curves add the rest: a validation
-loss climbing from its minimum while the training loss falls (overfitting), or both still falling when the
-epoch budget ran out (not converged).
+error, judged against the sampling noise a validation set of that size carries; the *bias* signal compares the
+training error with the error achievable on this data — estimated by a gradient-boosting reference on
+table-like inputs (evaluation/reference.py), else by how much of the trivial baseline's error is removed.
+Curves add the rest: a validation loss climbing from its minimum while the training loss falls
+(overfitting), or both still falling when the epoch budget ran out (not converged).
 """
 
 from __future__ import annotations
@@ -111,15 +112,28 @@ def diagnose(history: pd.DataFrame, metrics: dict[str, Any], config: dict[str, A
                            "memorises faster than it generalises)")
         return Diagnosis("overfit", "High variance: " + "; ".join(reasons) + ".", evidence,
                          _smaller(config, train["rows"]))
-    if skill < BIAS_SKILL:
+    reference = metrics.get("reference")
+    if reference is not None:  # a yardstick of the achievable error exists: judge bias against it
+        ref_err = error_of(task, reference)
+        evidence["reference_validation_error"] = round(ref_err, 4)
+        evidence["reference"] = reference["model"]
+        if train_err > ref_err + 2 * noise:
+            return Diagnosis("underfit", (
+                f"High bias: even on its own training data the model's error ({train_err:.4f}) is above the "
+                f"error a gradient-boosting reference reaches on unseen validation rows ({ref_err:.4f}; noise "
+                f"{noise:.4f}), and validation error is close to training error (gap {gap:.4f})."),
+                evidence, _larger(config))
+    elif skill < BIAS_SKILL:
         return Diagnosis("underfit", (
             f"High bias: on its own training data the model removes only {skill:.0%} of the trivial baseline's "
             f"error (training error {train_err:.4f}, baseline {base_err:.4f}), and validation error is close "
             f"to training error (gap {gap:.4f}, noise {noise:.4f})."), evidence, _larger(config))
+    behind = (f" A gradient-boosting reference reaches {evidence['reference_validation_error']:.4f} on "
+              "validation." if reference is not None else "")
     return Diagnosis("good fit", (
         f"Training error {train_err:.4f} and validation error {val_err:.4f} are close (gap {gap:.4f}, "
         f"{'within' if not significant else 'a small share beyond'} the noise of {noise:.4f}) and the model "
-        f"removes {skill:.0%} of the baseline's error."), evidence, [])
+        f"removes {skill:.0%} of the baseline's error.{behind}"), evidence, [])
 
 
 def _get(config: dict[str, Any], path: str) -> Any:
