@@ -29,7 +29,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
         "f1_macro": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "log_loss": float(skm.log_loss(y_true, np.clip(proba, 1e-7, 1), labels=labels)),
+        "log_loss": float(skm.log_loss(y_true, _clipped(proba), labels=labels)),
         "roc_auc": _roc_auc(y_true, proba, labels),
     }
     if detailed:
@@ -39,6 +39,12 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
         out["per_class"] = {str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                             for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)}
     return out
+
+
+def _clipped(proba: np.ndarray) -> np.ndarray:
+    """Probabilities kept away from 0 (log loss stays finite) and summing to one again."""
+    clipped = np.clip(proba, 1e-7, 1)
+    return clipped / clipped.sum(axis=1, keepdims=True)
 
 
 def _roc_auc(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float | None:
