@@ -160,13 +160,7 @@ def train(data: TableLike | None = None, target: str | None = None, *,
     if data is None:
         raise DataError("No data given: pass a table file, a folder of class folders, or a DataFrame.")
     frame, source, target, config = _read_data(data, target, config)
-    config = load_config(config, target)
-    if epochs is not None:
-        config.training.epochs = epochs
-    if seed is not None:
-        config.training.seed = seed
-    config = resolve_config(frame, config, source)
-    _check_monitor(config)
+    config = _resolved(frame, source, target, config, epochs, seed)
     identity = _data_identity(data, frame)
     frame = labelled_rows(frame, config, source)
     loaded, skipped = load_files(frame, config, base_dir_of(data), source)
@@ -192,6 +186,14 @@ def prepare_config(data: TableLike, target: str | None, config: Config | dict | 
                    epochs: int | None = None, seed: int | None = None) -> tuple[Config, int, str]:
     """(resolved config, labelled rows, source name) without training: what tune and diagnose start from."""
     frame, source, target, config = _read_data(data, target, config)
+    resolved = _resolved(frame, source, target, config, epochs, seed)
+    return resolved, len(labelled_rows(frame, resolved, source)), source if isinstance(data, (str, Path)) \
+        else "dataframe"
+
+
+def _resolved(frame: pd.DataFrame, source: str, target: str | None, config: Any, epochs: int | None,
+              seed: int | None) -> Config:
+    """The configuration with overrides applied and every `auto` resolved from the data."""
     resolved = load_config(config, target)
     if epochs is not None:
         resolved.training.epochs = epochs
@@ -199,8 +201,7 @@ def prepare_config(data: TableLike, target: str | None, config: Config | dict | 
         resolved.training.seed = seed
     resolved = resolve_config(frame, resolved, source)
     _check_monitor(resolved)
-    return resolved, len(labelled_rows(frame, resolved, source)), source if isinstance(data, (str, Path)) \
-        else "dataframe"
+    return resolved
 
 
 def _read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.DataFrame, str, str | None, Any]:
