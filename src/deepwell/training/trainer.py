@@ -137,18 +137,20 @@ class WeightAverage:
         self.network = network
         self.decay = 1.0 - 1.0 / max(horizon_steps, 1.0)
         self.updates = 0
-        self.state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        # state_dict() tensors share storage with the live weights (loading copies in place), so one lookup serves
+        live = {k: v.detach() for k, v in network.state_dict().items()}
+        self.state = {k: v.clone() for k, v in live.items()}
+        self._floats = [k for k, v in live.items() if v.is_floating_point()]
+        self._live_floats = [live[k] for k in self._floats]
+        self._counters = [(k, live[k]) for k, v in live.items() if not v.is_floating_point()]
 
     def update(self) -> None:
         # warm-up: the first updates follow the weights closely, so the random start is soon forgotten
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        current = self.network.state_dict()
-        floats = [k for k, v in self.state.items() if v.is_floating_point()]
-        torch._foreach_lerp_([self.state[k] for k in floats], [current[k].detach() for k in floats], 1 - decay)
-        for key, value in self.state.items():
-            if not value.is_floating_point():
-                value.copy_(current[key])
+        torch._foreach_lerp_([self.state[k] for k in self._floats], self._live_floats, 1 - decay)
+        for key, value in self._counters:
+            self.state[key].copy_(value)
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
