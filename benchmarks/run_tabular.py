@@ -253,7 +253,7 @@ def write_results(rows: list[dict], over: dict | None) -> None:
                   f"| deepwell Trainer | {over['deepwell_best']:.2f} | {over['deepwell_median']:.2f} |",
                   f"| **ratio** | **{over['ratio']:.3f}×** (bar: ≤ 1.10×) | {over['median_ratio']:.3f}× |",
                   "", "Per epoch, timed in isolation (ms): " + ", ".join(
-                      f"{k.replace('_', ' ')} {v:.2g}" for k, v in over["per_epoch_ms"].items()) + "."]
+                      f"{k.replace('_', ' ')} {v:.3g}" for k, v in over["per_epoch_ms"].items()) + "."]
     (RESULTS / "tabular.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
