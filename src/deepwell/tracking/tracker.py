@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import logging
 import os
@@ -179,7 +180,8 @@ class MlflowTracker:
                                            artifacts={"deepwell_model": str(run.model)},
                                            pip_requirements=_requirements())
         if self.options.register:
-            version = mlflow.register_model(info.model_uri, self.options.register)
+            with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "Successfully registered …"
+                version = mlflow.register_model(info.model_uri, self.options.register)
             self.model_version = int(version.version)
         if run.diagnosis.is_file():
             client.set_tag(self.run_id, "diagnosis", json.loads(run.diagnosis.read_text(encoding="utf-8"))["verdict"])
