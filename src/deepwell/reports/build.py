@@ -160,7 +160,7 @@ def sample_predictions(files: RunFiles) -> str | None:
         f'<p class="muted">First {len(sample)} of {len(predictions):,} test rows (predictions.csv).</p>'
 
 
-def later(name: str, title: str, command: str) -> Callable[[RunFiles], str]:
+def later(name: str, command: str) -> Callable[[RunFiles], str]:
     """A slot a later capability fills from its JSON file; until then it says how to produce it."""
     def render(files: RunFiles) -> str:
         data = files.extra(name)
@@ -168,7 +168,6 @@ def later(name: str, title: str, command: str) -> Callable[[RunFiles], str]:
             return f'<p class="pending">Not computed for this run yet ({esc(command)}).</p>'
         renderer = SLOT_RENDERERS.get(name)
         return renderer(data) if renderer else f"<pre>{esc(json.dumps(data, indent=2))}</pre>"
-    render.__name__ = title
     return render
 
 
@@ -183,11 +182,10 @@ SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
     ("learning-curves", "Learning curves", learning_curves),
     ("evaluation", "Evaluation against the trivial baseline", evaluation),
     ("predictions", "Sample predictions", sample_predictions),
-    ("diagnosis", "Fit diagnosis", later("diagnosis.json", "Fit diagnosis", "written by every training run")),
-    ("data-curve", "More data or a larger model?", later("data_curve.json", "Data-size learning curve",
-                                                          "deepwell diagnose RUN_DIR")),
-    ("fairness", "Fairness", later("fairness.json", "Fairness", "deepwell audit RUN_DIR --sensitive COLUMN")),
-    ("explanations", "Explanations", later("explanations.json", "Explanations", "deepwell explain RUN_DIR")),
+    ("diagnosis", "Fit diagnosis", later("diagnosis.json", "written by every training run")),
+    ("data-curve", "More data or a larger model?", later("data_curve.json", "deepwell diagnose RUN_DIR")),
+    ("fairness", "Fairness", later("fairness.json", "deepwell audit RUN_DIR --sensitive COLUMN")),
+    ("explanations", "Explanations", later("explanations.json", "deepwell explain RUN_DIR")),
 ]
 
 

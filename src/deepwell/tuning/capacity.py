@@ -65,7 +65,7 @@ class DataCurve:
     summary: str
     points: list[dict[str, Any]]
     error: str
-    folder: str
+    folder: str = ""  # where the runs of the curve are
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,19 +130,19 @@ def read_curve(points: list[dict[str, Any]], task: str) -> DataCurve:
         return DataCurve("more data would help", (
             f"Validation error still falls with more rows ({change}); a gap of {gap:.4f} to the training error "
             "remains: the model is limited by the amount of data (variance), so more rows should keep helping."),
-            points, error, "")
+            points, error)
     if skill < BIAS_SKILL:
         return DataCurve("a larger model is needed", (
             f"Validation error has flattened ({change}) and on its own training data the model removes only "
             f"{skill:.0%} of the baseline's error: more rows will not help; more capacity (or better features) "
-            "will."), points, error, "")
+            "will."), points, error)
     if gap <= 2 * noise:
         return DataCurve("enough data", (
             f"Validation error has flattened ({change}) at the training error ({last['train_error']:.4f}): "
-            "more rows will not change much; the model already fits what this data supports."), points, error, "")
+            "more rows will not change much; the model already fits what this data supports."), points, error)
     return DataCurve("flat", (
         f"Validation error changes little with more rows ({change}) while a gap of {gap:.4f} to the training "
-        "error remains: regularisation is a cheaper lever than more data."), points, error, "")
+        "error remains: regularisation is a cheaper lever than more data."), points, error)
 
 
 def _run_folder(data: Any) -> Path | None:
