@@ -41,10 +41,10 @@ def datasets(work: Path) -> dict[str, tuple[Path, str]]:
 
 
 def row(dataset: str, method: str, model, seconds: float, **extra) -> dict:
-    metric = model.metrics["primary_metric"]
+    metric = model.metrics.primary_metric
     return {"dataset": dataset, "method": method, "metric": metric,
-            "test": model.metrics["test"]["model"][metric], "validation": model.metrics["validation"]["model"][metric],
-            "baseline_test": model.metrics["test"]["baseline"][metric], "parameters": model.parameter_count,
+            "test": model.metrics.test.model[metric], "validation": model.metrics.validation.model[metric],
+            "baseline_test": model.metrics.test.baseline[metric], "parameters": model.parameter_count,
             "diagnosis": model.diagnosis.verdict, "seconds": round(seconds, 1), **extra}
 
 

@@ -57,11 +57,11 @@ def digits_benchmark(work: Path, seed: int = SEED) -> list[dict]:
         model = dw.train(root, config=config, output=work / "runs", name="digits", quiet=True, seed=seed)
     seconds = time.perf_counter() - start
     rows = [{"task": "digits (PNG folders)", "model": f"deepwell CNN (size 32, width 16, no flip; seed {seed})",
-             "test_accuracy": model.metrics["test"]["model"]["accuracy"], "seconds": seconds,
-             "epochs": model.metrics["training"]["epochs_run"], "peak_rss_mb": peak_rss_mb()}]
+             "test_accuracy": model.metrics.test.model["accuracy"], "seconds": seconds,
+             "epochs": model.metrics.training.epochs_run, "peak_rss_mb": peak_rss_mb()}]
     table, _ = folder_table(root)
     splits = split_table(table, SplitConfig(), seed=seed, stratify_by="label", target="label")
-    assert len(splits.test) == model.metrics["test"]["rows"]
+    assert len(splits.test) == model.metrics.test.rows
 
     def pixels(paths: pd.Series) -> np.ndarray:
         return np.stack([np.asarray(Image.open(p), dtype=np.float32).ravel() / 255 for p in paths])
@@ -74,7 +74,7 @@ def digits_benchmark(work: Path, seed: int = SEED) -> list[dict]:
                  "test_accuracy": accuracy,
                  "seconds": time.perf_counter() - start, "epochs": None, "peak_rss_mb": None})
     rows.append({"task": "digits (PNG folders)", "model": "majority class",
-                 "test_accuracy": model.metrics["test"]["baseline"]["accuracy"], "seconds": 0.0, "epochs": None,
+                 "test_accuracy": model.metrics.test.baseline["accuracy"], "seconds": 0.0, "epochs": None,
                  "peak_rss_mb": None})
     return rows
 
@@ -99,8 +99,8 @@ def speech_benchmark(work: Path, seed: int = SEED) -> list[dict]:
     seconds = time.perf_counter() - start
     task = f"spoken words (10 words, test = 2 unseen voices; synthesis {synthesis:.0f} s)"
     rows = [{"task": task, "model": f"deepwell log-mel CNN (defaults; seed {seed})",
-             "test_accuracy": model.metrics["test"]["model"]["accuracy"], "seconds": seconds,
-             "epochs": model.metrics["training"]["epochs_run"], "peak_rss_mb": peak_rss_mb()}]
+             "test_accuracy": model.metrics.test.model["accuracy"], "seconds": seconds,
+             "epochs": model.metrics.training.epochs_run, "peak_rss_mb": peak_rss_mb()}]
     table = pd.read_csv(table_path)
     logmel = LogMel({"sample_rate": 16000, "n_mels": 64, "window": 400, "hop": 160})
     start = time.perf_counter()
@@ -114,7 +114,7 @@ def speech_benchmark(work: Path, seed: int = SEED) -> list[dict]:
     rows.append({"task": task, "model": "logistic regression on mean log-mel", "test_accuracy": accuracy,
                  "seconds": time.perf_counter() - start, "epochs": None, "peak_rss_mb": None})
     rows.append({"task": task, "model": "majority class",
-                 "test_accuracy": model.metrics["test"]["baseline"]["accuracy"], "seconds": 0.0, "epochs": None,
+                 "test_accuracy": model.metrics.test.baseline["accuracy"], "seconds": 0.0, "epochs": None,
                  "peak_rss_mb": None})
     return rows
 
@@ -136,8 +136,8 @@ def sms_benchmark(work: Path, variant: str, seed: int = SEED) -> list[dict]:
         warnings.simplefilter("ignore")
         model = dw.train(SMS, config=config, output=work / "runs", name=f"sms-{variant}", quiet=True, seed=seed)
     rows = [{"task": "SMS spam", "model": f"{label} (seed {seed})",
-             "test_accuracy": model.metrics["test"]["model"]["accuracy"],
-             "seconds": time.perf_counter() - start, "epochs": model.metrics["training"]["epochs_run"],
+             "test_accuracy": model.metrics.test.model["accuracy"],
+             "seconds": time.perf_counter() - start, "epochs": model.metrics.training.epochs_run,
              "peak_rss_mb": peak_rss_mb()}]
     if variant == "own" and seed == SEED:
         frame = pd.read_csv(SMS)
@@ -151,7 +151,7 @@ def sms_benchmark(work: Path, variant: str, seed: int = SEED) -> list[dict]:
                      "test_accuracy": accuracy, "seconds": time.perf_counter() - start, "epochs": None,
                      "peak_rss_mb": None})
         rows.append({"task": "SMS spam", "model": "majority class",
-                     "test_accuracy": model.metrics["test"]["baseline"]["accuracy"], "seconds": 0.0,
+                     "test_accuracy": model.metrics.test.baseline["accuracy"], "seconds": 0.0,
                      "epochs": None, "peak_rss_mb": None})
     return rows
 

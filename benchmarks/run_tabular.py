@@ -35,10 +35,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import deepwell as dw
-from deepwell.config import Config, SplitConfig
+from deepwell.config import SplitConfig
 from deepwell.data.split import split_table
+from deepwell.pipeline.fit import fit_preprocessor, metric_fn
+from deepwell.pipeline.prepare import prepare
+from deepwell.training.callbacks import Checkpoint, EarlyStopping
 from deepwell.training.trainer import TensorData, Trainer
-from deepwell.workflow import _metric_fn, labelled_rows, resolve_config
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -96,12 +98,12 @@ def one_split(name: str, frame: pd.DataFrame, target: str, seed: int, work: Path
         warnings.simplefilter("ignore")
         model = dw.train(frame, target=target, output=work, name=f"{name}-{seed}", quiet=True, seed=seed)
     seconds = time.perf_counter() - start
-    test = model.metrics["test"]
-    assert test["rows"] == len(splits.test)
-    rows = [{"model": "deepwell (defaults)", "accuracy": test["model"]["accuracy"],
-             "roc_auc": test["model"]["roc_auc"], "seconds": seconds,
-             "epochs": model.metrics["training"]["epochs_run"]},
-            {"model": "majority class", "accuracy": test["baseline"]["accuracy"], "roc_auc": 0.5, "seconds": 0.0}]
+    test = model.metrics.test
+    assert test.rows == len(splits.test)
+    rows = [{"model": "deepwell (defaults)", "accuracy": test.model["accuracy"],
+             "roc_auc": test.model["roc_auc"], "seconds": seconds,
+             "epochs": model.metrics.training.epochs_run},
+            {"model": "majority class", "accuracy": test.baseline["accuracy"], "roc_auc": 0.5, "seconds": 0.0}]
     fit_rows = as_categorical(pd.concat([splits.train, splits.validation], ignore_index=True))
     test_rows = as_categorical(splits.test)
     truth = test_rows[target].astype(str).to_numpy()
@@ -161,20 +163,15 @@ def hand_written_loop(network, train: TensorData, validation: TensorData, epochs
 
 def overhead(work: Path, epochs: int = 10, repeats: int = 5) -> dict:
     """Same network, tensors, batch size and epochs: hand-written loop vs deepwell's Trainer."""
-    frame, target = pd.read_csv(ADULT), "income"
-    config = resolve_config(frame, Config(target=target), "adult.csv")
-    frame = labelled_rows(frame, config, "adult.csv")
-    splits = same_split(frame, target)
-    from deepwell.features.pipeline import Preprocessor
-    from deepwell.features.target import TargetEncoder
     from deepwell.models.network import TabularNetwork
-    from deepwell.training.trainer import auto_batch_size
 
-    pre = Preprocessor.fit(splits.train, config.columns, TargetEncoder(target, config.task))
+    prepared = prepare(pd.read_csv(ADULT), "income", seed=SEED)
+    config, splits = prepared.config, prepared.splits
+    pre = fit_preprocessor(config, splits)
     train = TensorData(pre.transform(splits.train), pre.transform_target(splits.train))
     validation = TensorData(pre.transform(splits.validation), pre.transform_target(splits.validation))
-    batch = auto_batch_size(len(train))
-    config.training.batch_size, config.training.epochs, config.training.patience = batch, epochs, epochs + 1
+    batch = int(config.training.batch_size)
+    config.training.epochs, config.training.patience = epochs, epochs + 1
 
     def build():
         torch.manual_seed(0)
@@ -184,8 +181,8 @@ def overhead(work: Path, epochs: int = 10, repeats: int = 5) -> dict:
     for repeat in range(repeats):
         hand.append(hand_written_loop(build(), train, validation, epochs, batch, config.training.learning_rate,
                                       config.training.weight_decay))
-        trainer = Trainer(build(), config.task, config.training, _metric_fn(pre.target),
-                          checkpoint_path=work / f"overhead-{repeat}.safetensors", show_progress=False)
+        callbacks = [EarlyStopping(config.training.patience), Checkpoint(work / f"overhead-{repeat}.safetensors")]
+        trainer = Trainer(build(), config.task, config.training, metric_fn(pre.target), callbacks=callbacks)
         ours.append(trainer.fit(train, validation).seconds)
     components = per_epoch_extras(trainer, build(), validation, work)
     return {"epochs": epochs, "batch_size": batch, "train_rows": len(train), "repeats": repeats,
@@ -199,8 +196,10 @@ def overhead(work: Path, epochs: int = 10, repeats: int = 5) -> dict:
 def per_epoch_extras(trainer: Trainer, network, validation: TensorData, work: Path) -> dict[str, float]:
     """What deepwell does beyond a minimal loop, timed in isolation (ms, mean of 20): per epoch, and the
     weight-average update per step."""
+    from deepwell.inference.network import network_outputs
+    from deepwell.task import Task
     from deepwell.training.checkpoint import save_checkpoint
-    from deepwell.training.trainer import WeightAverage, predict_outputs
+    from deepwell.training.trainer import WeightAverage
 
     def ms(action, n: int = 20) -> float:
         action()
@@ -214,14 +213,11 @@ def per_epoch_extras(trainer: Trainer, network, validation: TensorData, work: Pa
         with torch.inference_mode():
             network(validation.inputs)
 
-    outputs = predict_outputs(network, validation.inputs, "binary", torch.device("cpu"))
-    state = {k: v.clone() for k, v in network.state_dict().items()}
+    outputs = network_outputs(network, validation.inputs, Task.BINARY, torch.device("cpu"))
     return {"plain_validation_forward": ms(plain_validation),
             "deepwell_validation_with_metrics": ms(lambda: trainer._validate(validation)),
             "metrics_only": ms(lambda: trainer.metric_fn(outputs, validation.target.numpy())),
-            "checkpoint": ms(lambda: save_checkpoint(work / "timing.safetensors", network, trainer.optimizer,
-                                                     state, {k: v.clone() for k, v in state.items()},
-                                                     {"epoch": 0})),
+            "checkpoint": ms(lambda: save_checkpoint(work / "timing.safetensors", trainer)),
             "weight_average_update_per_step": ms(WeightAverage(network, 100).update, n=200)}
 
 

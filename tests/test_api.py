@@ -14,14 +14,14 @@ from conftest import FAST
 
 def test_binary_classification_on_breast_cancer_beats_baseline(breast_cancer_csv, tmp_path):
     model = dw.train(breast_cancer_csv, target="diagnosis", output=tmp_path, quiet=True, **FAST)
-    test = model.metrics["test"]
+    test = model.metrics.test
     assert model.task == "binary"
-    assert test["model"]["accuracy"] > 0.9
-    assert test["model"]["accuracy"] > test["baseline"]["accuracy"] + 0.2
-    assert test["baseline"]["roc_auc"] == 0.5
+    assert test.model["accuracy"] > 0.9
+    assert test.model["accuracy"] > test.baseline["accuracy"] + 0.2
+    assert test.baseline["roc_auc"] == 0.5
     assert set(model.classes_) == {"benign", "malignant"}
     saved = json.loads((model.run_dir / "metrics.json").read_text())
-    assert saved["test"]["model"]["accuracy"] == test["model"]["accuracy"]
+    assert saved["test"]["model"]["accuracy"] == test.model["accuracy"]
 
 
 def test_multiclass_on_wine_dataframe(wine_frame, tmp_path):
@@ -32,15 +32,15 @@ def test_multiclass_on_wine_dataframe(wine_frame, tmp_path):
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
     labels = model.predict(wine_frame.head(10))
     assert list(labels) == [model.classes_[i] for i in proba.argmax(axis=1)]
-    assert model.metrics["test"]["model"]["accuracy"] > 0.85
+    assert model.metrics.test.model["accuracy"] > 0.85
 
 
 def test_regression_on_diabetes_reports_units_of_target(diabetes_frame, tmp_path):
     model = dw.train(diabetes_frame, target="progression", output=tmp_path, quiet=True, epochs=30, seed=0)
     assert model.task == "regression"
-    test = model.metrics["test"]
-    assert test["model"]["rmse"] < test["baseline"]["rmse"]
-    assert test["model"]["r2"] > 0.2
+    test = model.metrics.test
+    assert test.model["rmse"] < test.baseline["rmse"]
+    assert test.model["r2"] > 0.2
     predictions = model.predict(diabetes_frame.head(20))
     assert 25 < predictions.mean() < 350  # the target's own scale, not standardised
     with pytest.raises(dw.DataError, match="regression"):
@@ -68,8 +68,8 @@ def test_predict_accepts_records_and_files(breast_cancer_csv, tmp_path):
 def test_free_text_column_learns_spam(sms_csv, tmp_path):
     model = dw.train(sms_csv, target="label", output=tmp_path, quiet=True, epochs=8, seed=0)
     assert model.preprocessor.features[0].type == "text"
-    test = model.metrics["test"]
-    assert test["model"]["accuracy"] > 0.95 > test["baseline"]["accuracy"]
+    test = model.metrics.test
+    assert test.model["accuracy"] > 0.95 > test.baseline["accuracy"]
     spam = model.predict([{"text": "WINNER!! You have won a free prize, call now to claim your cash reward"}])
     assert spam[0] == "spam"
 
@@ -89,4 +89,4 @@ def test_mixed_table_with_dates_ids_and_missing_values(tmp_path):
         model = dw.train(frame, target="churned", output=tmp_path, quiet=True, epochs=20, seed=0)
     types = {f.name: f.type for f in model.preprocessor.features}
     assert types == {"signup": "datetime", "plan": "category", "visits": "number", "newsletter": "binary"}
-    assert model.metrics["test"]["model"]["accuracy"] > model.metrics["test"]["baseline"]["accuracy"] + 0.1
+    assert model.metrics.test.model["accuracy"] > model.metrics.test.baseline["accuracy"] + 0.1

@@ -30,10 +30,10 @@ def words_model(spoken_words, tmp_path_factory) -> dw.Model:
 
 def test_spoken_words_are_learned_from_audio_paths(words_model):
     assert [f.type for f in words_model.preprocessor.features] == ["audio"]
-    test = words_model.metrics["test"]
-    assert test["rows"] == 8  # one unseen voice × 4 words × 2 speeds
-    assert test["model"]["log_loss"] < test["baseline"]["log_loss"]
-    assert words_model.metrics["validation"]["model"]["accuracy"] > 0.4 > 0.25  # chance is 0.25
+    test = words_model.metrics.test
+    assert test.rows == 8  # one unseen voice × 4 words × 2 speeds
+    assert test.model["log_loss"] < test.baseline["log_loss"]
+    assert words_model.metrics.validation.model["accuracy"] > 0.4 > 0.25  # chance is 0.25
 
 
 def test_audio_column_is_inferred_from_paths(spoken_words):

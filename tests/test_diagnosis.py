@@ -65,7 +65,7 @@ def test_a_sensible_configuration_is_a_good_fit(breast_cancer_csv, tmp_path):
                      epochs=30, seed=0, quiet=True)
     assert model.diagnosis.verdict == "good fit", model.diagnosis.summary
     assert model.diagnosis.prescriptions == []
-    assert model.metrics["reference"]["accuracy"] > 0.9
+    assert model.metrics.reference.model["accuracy"] > 0.9
 
 
 def test_noisy_data_at_the_reference_level_is_not_called_underfit(diabetes_frame, tmp_path):
@@ -80,7 +80,7 @@ def test_noisy_data_at_the_reference_level_is_not_called_underfit(diabetes_frame
 def test_inputs_the_reference_cannot_read_fall_back_to_the_baseline_rule(sms_csv, tmp_path):
     sample = pd.read_csv(sms_csv).head(300)
     model = dw.train(sample, "label", output=tmp_path, epochs=3, seed=0, quiet=True)
-    assert model.metrics["reference"] is None and "reference_validation_error" not in model.diagnosis.evidence
+    assert model.metrics.reference is None and "reference_validation_error" not in model.diagnosis.evidence
 
 
 def test_a_budget_too_short_is_not_converged(xor, tmp_path):
@@ -108,6 +108,6 @@ def test_diagnosis_is_saved_plotted_reloaded_and_printed(breast_cancer_csv, tmp_
 
 
 def test_sampling_noise_shrinks_with_the_square_root_of_rows():
-    assert sampling_noise("binary", 0.1, 100) == pytest.approx(0.03)
-    assert sampling_noise("binary", 0.1, 400) == pytest.approx(0.015)
-    assert sampling_noise("regression", 2.0, 50) == pytest.approx(0.2)
+    assert sampling_noise(dw.Task.BINARY, 0.1, 100) == pytest.approx(0.03)
+    assert sampling_noise(dw.Task.BINARY, 0.1, 400) == pytest.approx(0.015)
+    assert sampling_noise(dw.Task.REGRESSION, 2.0, 50) == pytest.approx(0.2)

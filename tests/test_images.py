@@ -29,10 +29,10 @@ def digits_model(digits_folder, tmp_path_factory) -> dw.Model:
 
 
 def test_class_folder_trains_a_cnn_that_beats_the_baseline(digits_model):
-    test = digits_model.metrics["test"]
+    test = digits_model.metrics.test
     assert digits_model.task == "multiclass" and digits_model.classes_ == [str(d) for d in range(10)]
     assert [f.type for f in digits_model.preprocessor.features] == ["image"]
-    assert test["model"]["accuracy"] > 0.7 > 0.2 > test["baseline"]["accuracy"]
+    assert test.model["accuracy"] > 0.7 > 0.2 > test.baseline["accuracy"]
     config = dw.Config.from_yaml(digits_model.run_dir / "config.yaml")
     assert config.columns["image"].image.channels == 1  # grayscale scans detected
 
@@ -66,9 +66,9 @@ def test_predicting_a_folder_reports_bad_files_per_row(digits_model, digits_fold
     bad = table[table["error"].notna()]
     assert {p.rsplit("/", 1)[-1] for p in bad["image"]} == {"truncated.png", "notes.txt"}
     assert bad["prediction"].isna().all()
-    with pytest.warns(dw.DeepwellWarning, match="2 row\\(s\\) could not be predicted"):
-        labels = digits_model.predict(tmp_path)
-    assert sum(label is None for label in labels) == 2
+    with pytest.raises(dw.DataError, match=r"2 row\(s\) could not be predicted: row \d+: ") as caught:
+        digits_model.predict(tmp_path)
+    assert "predict_table" in str(caught.value)  # says how to keep going
 
 
 def test_bad_files_in_training_are_skipped_and_listed(tmp_path):
@@ -85,7 +85,7 @@ def test_bad_files_in_training_are_skipped_and_listed(tmp_path):
     assert sorted(skipped["file"].map(lambda p: p.rsplit("/", 1)[-1])) == ["broken.png", "readme.txt"]
     assert skipped["reason"].str.contains("cannot identify image file").all()
     assert json.loads((model.run_dir / "run.json").read_text())["skipped_files"] == 2
-    assert sum(model.metrics["split"].values()) == 120
+    assert sum(model.metrics.split.values()) == 120
 
 
 def test_bad_files_can_stop_training(tmp_path):
@@ -99,7 +99,7 @@ def test_train_val_test_subfolders_are_honoured(tmp_path):
     root = write_digits(tmp_path / "digits", per_class=20, split_folders=True)
     model = dw.train(root, config=image_config(split={"column": "split"}), output=tmp_path / "runs", epochs=1,
                      quiet=True)
-    assert model.metrics["split"] == {"train": 140, "validation": 30, "test": 30}
+    assert model.metrics.split == {"train": 140, "validation": 30, "test": 30}
 
 
 def test_path_column_relative_to_the_table_mixed_with_numbers(tmp_path):
@@ -143,7 +143,7 @@ def test_images_that_do_not_fit_in_memory_are_decoded_per_batch_with_identical_r
         config = dw.Config.from_yaml(model.run_dir / "config.yaml")
         assert config.columns["image"].in_memory is (mode == "always")
         results[mode] = model
-    assert results["never"].metrics["test"] == results["always"].metrics["test"]
+    assert results["never"].metrics.test == results["always"].metrics.test
     history = [pd.read_csv(m.run_dir / "history.csv").drop(columns="seconds") for m in results.values()]
     pd.testing.assert_frame_equal(*history)
     files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:10]})
@@ -181,3 +181,17 @@ def test_cnn_backward_on_cpu_survives_shapes_that_broke_channels_last():
             "print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]
+
+
+def test_a_served_file_column_takes_bytes_never_a_path(digits_model, digits_folder):
+    import base64
+
+    from deepwell.inference.predict import predict
+
+    path = sorted((digits_folder / "3").glob("*.png"))[0]
+    with pytest.raises(dw.DataError, match="does not read file paths"):
+        predict(digits_model, pd.DataFrame({"image": [str(path)]}), file_contents=True)
+    content = base64.b64encode(path.read_bytes()).decode()
+    _, predictions = predict(digits_model, pd.DataFrame({"image": [content, "bm90IGFuIGltYWdl"]}), file_contents=True)
+    assert predictions.errors[0] is None and predictions.errors[1] is not None
+    assert predictions.predictions[1] is None

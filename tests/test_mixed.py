@@ -28,7 +28,7 @@ def test_image_text_number_and_category_in_one_table(tmp_path):
     kinds = {f.name: f.type for f in model.preprocessor.features}
     assert kinds == {"photo": "image", "note": "text", "weight": "number", "shop": "category"}
     assert set(model.network.encoders) == {"numeric", "photo", "note", "shop"}
-    validation = model.metrics["validation"]["model"]
+    validation = model.metrics.validation.model
     assert validation["roc_auc"] > 0.8  # needs both the picture and the words: neither alone suffices
     loaded = dw.load(model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.predict_proba(tmp_path / "orders.csv"),

@@ -61,7 +61,7 @@ def test_frozen_image_embeddings_of_a_column_decoded_per_batch_match_in_memory(d
         config = {"target": "label", "files_in_memory": mode,
                   "columns": {"image": {"type": "image", "image": {"pretrained": str(tiny_vit)}}}}
         model = dw.train(digits_folder, config=config, output=tmp_path / mode, epochs=2, seed=0, quiet=True)
-        losses.append(model.metrics["test"]["model"]["log_loss"])
+        losses.append(model.metrics.test.model["log_loss"])
     assert losses[0] == pytest.approx(losses[1], abs=1e-6)
 
 

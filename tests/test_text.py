@@ -38,8 +38,8 @@ def test_cnn_and_transformer_encoders_learn_and_round_trip(sms_csv, tmp_path, en
     config = text_config(encoder=encoder, layers=1)
     config["columns"]["text"]["max_tokens"] = 32
     model = dw.train(sms_csv, config=config, output=tmp_path, epochs=3, seed=0, quiet=True)
-    test = model.metrics["test"]
-    assert test["model"]["accuracy"] > test["baseline"]["accuracy"]
+    test = model.metrics.test
+    assert test.model["accuracy"] > test.baseline["accuracy"]
     rows = pd.read_csv(sms_csv).head(20)
     np.testing.assert_array_equal(dw.load(model.save(tmp_path / "m")).predict_proba(rows),
                                   model.predict_proba(rows))
@@ -51,7 +51,7 @@ def test_frozen_minilm_from_its_package_folder(sms_csv, tmp_path):
                      seed=0, quiet=True)
     feature = model.preprocessor.features[0]
     assert type(feature).__name__ == "PretrainedTextFeature" and feature.dim == 384
-    assert model.metrics["test"]["model"]["accuracy"] > 0.9 > model.metrics["test"]["baseline"]["accuracy"]
+    assert model.metrics.test.model["accuracy"] > 0.9 > model.metrics.test.baseline["accuracy"]
     assets = model.run_dir / "model" / "assets" / "text"
     assert (assets / "model.safetensors").is_file() and not list(assets.glob("*.bin"))
     loaded = dw.load(model.run_dir)  # the copied encoder, not the package, is used after loading
@@ -79,6 +79,12 @@ def test_frozen_embeddings_are_cached_on_disk_and_reused(sms_csv, tmp_path, monk
     assert computed == [1]  # only the new text went through the encoder
     np.testing.assert_array_equal(again[:40], first[::-1])
     np.testing.assert_allclose(again[40], original(["a text never seen before"])[0], atol=1e-6)
+    cache_file = next((tmp_path / "cache" / "embeddings").glob("*.safetensors"))
+    written, reads = cache_file.stat().st_mtime_ns, []
+    monkeypatch.setattr("deepwell.features.embedding_cache._read", lambda *args: reads.append(args) or {})
+    feature.transform(pd.Series(["a request at prediction time"]), strict=True)  # how prediction transforms
+    assert reads == []  # the cache was read once, by the first transform
+    assert cache_file.stat().st_mtime_ns == written and len(feature._cache.stored) == 41  # looked up only
     options = options.model_copy(update={"cache_embeddings": False})
     uncached = PretrainedTextFeature("text", ColumnConfig(type="text", text=options))
     uncached.fit(texts)

@@ -46,11 +46,11 @@ def test_run_is_logged_with_params_epoch_metrics_tags_and_artifacts(tracked, sto
     assert run.data.params["model.hidden_width"] == "32" and run.data.params["target"] == "cultivar"
     assert run.data.params["columns.alcohol.type"] == "number"
     history = client.get_metric_history(run.info.run_id, "val_loss")
-    epochs = tracked.metrics["training"]["epochs_run"]
+    epochs = tracked.metrics.training.epochs_run
     assert [m.step for m in history] == list(range(1, epochs + 1))
     saved = pd.read_csv(tracked.run_dir / "history.csv")
     np.testing.assert_allclose([m.value for m in history], saved["val_loss"], rtol=1e-6)
-    assert run.data.metrics["test_accuracy"] == pytest.approx(tracked.metrics["test"]["model"]["accuracy"])
+    assert run.data.metrics["test_accuracy"] == pytest.approx(tracked.metrics.test.model["accuracy"])
     assert "baseline_test_accuracy" in run.data.metrics
     tags = run.data.tags
     assert tags["task"] == "multiclass" and tags["target"] == "cultivar" and tags["deepwell.version"] == dw.__version__
@@ -152,7 +152,7 @@ def test_unreachable_tracking_server_warns_and_still_trains(wine_frame, tmp_path
     with pytest.warns(dw.DeepwellWarning, match=r"http://127.0.0.1:9 is unreachable"):
         model = dw.train(wine_frame, "cultivar", config=SMALL, output=tmp_path, epochs=2, quiet=True, track=True,
                          tracking_uri="http://127.0.0.1:9")
-    assert model.metrics["test"]["model"]["accuracy"] > 0.5
+    assert model.metrics.test.model["accuracy"] > 0.5
     assert "tracking" not in json.loads((model.run_dir / "run.json").read_text())
 
 

@@ -67,13 +67,13 @@ def test_early_stopping_keeps_the_best_epoch(adult_csv, tmp_path):
     config = {"target": "income", "training": {"epochs": 40, "patience": 2, "learning_rate": 0.01}}
     model = dw.train(adult_csv, config=config, output=tmp_path, quiet=True)
     history = pd.read_csv(model.run_dir / "history.csv")
-    info = model.metrics["training"]
-    assert info["stop_reason"] == "early stopping" and len(history) < 40
-    assert len(history) == info["best_epoch"] + 2  # stopped after `patience` epochs without improvement
+    info = model.metrics.training
+    assert info.stop_reason == "early stopping" and len(history) < 40
+    assert len(history) == info.best_epoch + 2  # stopped after `patience` epochs without improvement
     best = history["val_loss"].idxmin()
-    assert info["best_epoch"] == best + 1
+    assert info.best_epoch == best + 1
     # the saved weights are the best epoch's, not the last epoch's
-    assert model.metrics["validation"]["model"]["log_loss"] == pytest.approx(history["val_loss"][best], abs=1e-4)
+    assert model.metrics.validation.model["log_loss"] == pytest.approx(history["val_loss"][best], abs=1e-4)
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(adult_csv, slow_config, tmp_path):
@@ -91,8 +91,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(adult_csv, slow_confi
 
     resumed = dw.train(resume=killed, quiet=True)
     assert json.loads((killed / "run.json").read_text())["status"] == "finished"
-    assert resumed.metrics["test"] == whole.metrics["test"]
-    assert resumed.metrics["training"]["best_epoch"] == whole.metrics["training"]["best_epoch"]
+    assert resumed.metrics.test == whole.metrics.test
+    assert resumed.metrics.training.best_epoch == whole.metrics.training.best_epoch
     pd.testing.assert_frame_equal(without_time(pd.read_csv(killed / "history.csv")),
                                   without_time(pd.read_csv(whole.run_dir / "history.csv")))
 
@@ -112,7 +112,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_best_model(adult_csv, slow_config, t
     assert metrics["training"]["epochs_run"] < 10
     assert dw.load(run).predict(pd.read_csv(adult_csv).head(5)).shape == (5,)
     finished = dw.train(resume=run, quiet=True)  # and the run can be continued to the end
-    assert finished.metrics["training"]["epochs_run"] == 10
+    assert finished.metrics.training.epochs_run == 10
 
 
 def test_resume_refuses_changed_data(adult_csv, tmp_path):
@@ -135,8 +135,10 @@ def test_save_load_gives_identical_predictions_and_no_pickle(adult_csv, tmp_path
     from_run = dw.load(model.run_dir)
     np.testing.assert_array_equal(from_run.predict_proba(rows), loaded.predict_proba(rows))
     assert from_run.metrics == model.metrics
+    assert loaded.metrics == model.metrics and loaded.diagnosis == model.diagnosis  # they travel with the model
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["architecture.json", "meta.json", "preprocessor.json", "weights.safetensors"]
+    assert names == ["architecture.json", "diagnosis.json", "meta.json", "metrics.json", "preprocessor.json",
+                     "weights.safetensors"]
     for path in folder.iterdir():  # nothing a pickle-based loader could execute
         assert b"\x80\x04" not in path.read_bytes()[:2] and path.suffix not in {".pkl", ".pt", ".bin"}
 
@@ -149,7 +151,7 @@ def test_run_folder_layout(adult_csv, tmp_path):
     config = dw.Config.from_yaml(run / "config.yaml")  # the resolved config trains again as it is
     assert config.columns["workclass"].type == "category" and config.training.batch_size == auto_batch_size(1400)
     predictions = pd.read_csv(run / "predictions.csv")
-    assert len(predictions) == model.metrics["split"]["test"]
+    assert len(predictions) == model.metrics.split["test"]
     assert {"prediction", "probability_<=50K", "probability_>50K", "income"} <= set(predictions.columns)
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2]
@@ -160,7 +162,7 @@ def test_balanced_class_weights_raise_minority_recall(adult_csv, tmp_path):
     def recall_of_minority(weighting: str) -> float:
         config = {"target": "income", "training": {"epochs": 3, "class_weight": weighting}}
         model = dw.train(adult_csv, config=config, output=tmp_path, quiet=True)
-        return model.metrics["test"]["model"]["per_class"][">50K"]["recall"]
+        return model.metrics.test.model["per_class"][">50K"]["recall"]
 
     assert recall_of_minority("balanced") > recall_of_minority("none") + 0.05
 

@@ -36,7 +36,7 @@ def test_three_trial_tune_finishes_and_is_no_worse_than_the_default(wine_csv, tm
     winner = result.model
     saved = dw.Config.from_yaml(winner.run_dir / "config.yaml")
     assert saved.model.hidden_width == result.best_params["hidden_width"]
-    assert winner.metrics["validation"]["model"]["accuracy"] == pytest.approx(result.best_value)
+    assert winner.metrics.validation.model["accuracy"] == pytest.approx(result.best_value)
     assert (winner.run_dir / "report.html").is_file()  # a normal run
 
 
@@ -104,9 +104,9 @@ def test_data_size_learning_curve_of_a_run_folder(adult_csv, tmp_path):
     assert result.returncode == 0, result.stderr
     curve = json.loads((run.run_dir / "data_curve.json").read_text())
     rows = [p["rows"] for p in curve["points"]]
-    assert rows == sorted(rows) and rows[-1] == run.metrics["split"]["train"]
+    assert rows == sorted(rows) and rows[-1] == run.metrics.split["train"]
     assert rows[0] == pytest.approx(rows[-1] / 4, abs=2)
-    assert {p["validation_rows"] for p in curve["points"]} == {run.metrics["validation"]["rows"]}  # fixed
+    assert {p["validation_rows"] for p in curve["points"]} == {run.metrics.validation.rows}  # fixed
     assert curve["conclusion"] in {"more data would help", "a larger model is needed", "enough data", "flat"}
     assert curve["conclusion"] in result.stdout
     assert (run.run_dir / "data_curve.png").is_file()
@@ -121,13 +121,13 @@ def test_reading_a_data_curve():
                 "validation_rows": 2000}
 
     still_falling = [point(1000, 0.05, 0.25), point(2000, 0.06, 0.20)]
-    assert read_curve(still_falling, "binary").conclusion == "more data would help"
+    assert read_curve(still_falling, dw.Task.BINARY).conclusion == "more data would help"
     biased = [point(1000, 0.40, 0.41), point(2000, 0.40, 0.40)]
-    assert read_curve(biased, "binary").conclusion == "a larger model is needed"
+    assert read_curve(biased, dw.Task.BINARY).conclusion == "a larger model is needed"
     done = [point(1000, 0.02, 0.03), point(2000, 0.02, 0.025)]
-    assert read_curve(done, "binary").conclusion == "enough data"
+    assert read_curve(done, dw.Task.BINARY).conclusion == "enough data"
     gap = [point(1000, 0.01, 0.12), point(2000, 0.01, 0.12)]
-    assert read_curve(gap, "binary").conclusion == "flat"
+    assert read_curve(gap, dw.Task.BINARY).conclusion == "flat"
 
 
 def test_tune_on_a_dataframe_run_folder_is_a_clear_error(wine_frame, tmp_path):

@@ -13,11 +13,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deepwell.errors import ConfigError
+from deepwell.task import Task
 
 ColumnType = Literal["number", "binary", "category", "text", "datetime", "image", "audio", "id", "ignore"]
 """`id` and `ignore` columns are not used as inputs; every other type has a feature and an encoder."""
 
-Task = Literal["auto", "binary", "multiclass", "regression"]
 
 
 class _Strict(BaseModel):
@@ -159,11 +159,14 @@ class Config(_Strict):
     """A whole run: what to predict, how columns are read, how the data is split, the network, training."""
 
     target: str
-    task: Task = "auto"
+    task: Task | Literal["auto"] = Field("auto", description="binary, multiclass or regression; auto: inferred "
+                                         "from the target column")
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)
     files_in_memory: Literal["auto", "always", "never"] = Field(
         "auto", description="decoded image/audio kept in memory (auto: when they take under a quarter of RAM) "
         "or decoded batch by batch while training")
+    weight_column: str | None = Field(
+        None, description="column of per-row training weights (numbers ≥ 0); not an input. Metrics stay unweighted")
     on_bad_file: Literal["skip", "error"] = Field(
         "skip", description="an unreadable image/audio file: skip its row (listed in the run folder) or stop")
     split: SplitConfig = Field(default_factory=SplitConfig)

@@ -15,12 +15,13 @@ class DeepwellError(Exception):
     """Base class: a problem with the user's data, config or files, explained in the message."""
 
 
-class DataError(DeepwellError):
-    """The data file or table cannot be used as given (missing, unreadable, wrong columns or values)."""
+class DataError(DeepwellError, ValueError):
+    """The data file or table cannot be used as given (missing, unreadable, wrong columns or values).
+    Also a ValueError, as scikit-learn and most Python code expect of bad input."""
 
 
-class ConfigError(DeepwellError):
-    """The configuration (YAML or arguments) is invalid or contradicts the data."""
+class ConfigError(DeepwellError, ValueError):
+    """The configuration (YAML or arguments) is invalid or contradicts the data. Also a ValueError."""
 
 
 class ModelFileError(DeepwellError):

@@ -1,24 +1,21 @@
 """deepwell command line. Each command parses its arguments, calls the Python API and renders the result.
 
-Errors a user can cause (DeepwellError) are printed as one paragraph and exit with code 2.
+Errors a user can cause (DeepwellError) are printed as one paragraph and exit with code 2. Heavy modules
+(pandas, torch, the renderings) are imported inside the commands, so `deepwell --help` answers at once.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.panel import Panel
-from rich.table import Table
 
 from deepwell import __version__
-from deepwell.cli import render
 from deepwell.errors import DeepwellError
 
 app = typer.Typer(help="deepwell: train, evaluate and use deep networks on your own data.",
@@ -76,6 +73,8 @@ def train(
 ) -> None:
     """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
     import deepwell
+    from deepwell.cli import render
+    from deepwell.runs.layout import RunFolder
 
     if data is None and resume is None:
         raise typer.BadParameter("give a DATA file, or --resume RUN_DIR")
@@ -86,24 +85,27 @@ def train(
     if auto_capacity:
         if resume is not None:
             raise typer.BadParameter("--auto-capacity starts new runs; it cannot be combined with --resume")
+        import pandas as pd
+
         model = deepwell.auto_capacity(data, target, config=config, rounds=rounds, name=name, **common)
         console.print(render.frame_table(pd.DataFrame(model.rounds).drop(columns=["applied"], errors="ignore"),
                                          "auto-capacity rounds (the kept run is below)"))
     else:
         model = deepwell.train(data, target, config=config, name=name, resume=resume, **common)
     metrics = model.metrics
-    info = metrics["training"]
-    if info["stop_reason"] == "interrupted":
-        errors.print(f"[yellow]interrupted:[/] kept the best model so far (epoch {info['best_epoch']}); "
+    info = metrics.training
+    if info.stop_reason == "interrupted":
+        errors.print(f"[yellow]interrupted:[/] kept the best model so far (epoch {info.best_epoch}); "
                      f"continue with: deepwell train --resume {model.run_dir}")
-    console.print(f"[bold]{model.task}[/] model for [bold]{model.target}[/]: {info['parameters']:,} parameters, "
-                  f"best epoch {info['best_epoch']} of {info['epochs_run']} ({info['stop_reason']}), "
-                  f"{info['seconds']:.1f}s on {info['device']}")
-    result = metrics["test"] or metrics["validation"]
-    render.print_evaluation(console, result, model.task, "test split" if metrics["test"] else "validation split")
+    console.print(f"[bold]{model.task}[/] model for [bold]{model.target}[/]: {info.parameters:,} parameters, "
+                  f"best epoch {info.best_epoch} of {info.epochs_run} ({info.stop_reason}), "
+                  f"{info.seconds:.1f}s on {info.device}")
+    render.print_evaluation(console, metrics.held_out, model.task,
+                            "test split" if metrics.test else "validation split")
     render.print_diagnosis(console, model.diagnosis)
-    console.print(f"run folder: [bold]{model.run_dir}[/] (report: {model.run_dir / 'report.html'})")
-    tracking = json.loads((model.run_dir / "run.json").read_text(encoding="utf-8")).get("tracking")
+    run = RunFolder(model.run_dir)
+    console.print(f"run folder: [bold]{run.path}[/] (report: {run.report})")
+    tracking = run.read_info().get("tracking")
     if tracking:
         registered = (f"; registered as {tracking['registered_model']} version {tracking['model_version']}"
                       if tracking.get("model_version") else "")
@@ -132,6 +134,7 @@ def predict(
 def evaluate(model: ModelArg, data: DataArg) -> None:
     """Evaluate a saved model on labelled DATA, beside the trivial baseline."""
     import deepwell
+    from deepwell.cli import render
 
     loaded = deepwell.load(model)
     render.print_evaluation(console, loaded.evaluate(data), loaded.task, str(data))
@@ -143,6 +146,7 @@ def describe(
     target: Annotated[str | None, typer.Option("--target", "-t", help="Mark the target column.")] = None,
 ) -> None:
     """Show each column's inferred type, missing values and distinct values (a folder: its files and classes)."""
+    from deepwell.cli import render
     from deepwell.data.folders import folder_table
     from deepwell.data.inference import profile_table
     from deepwell.data.io import read_table
@@ -159,8 +163,8 @@ def init_config(
 ) -> None:
     """Write the inferred configuration as YAML, to edit and pass back with --config."""
     from deepwell.data.io import read_table
+    from deepwell.pipeline.prepare import load_config, resolve_config
     from deepwell.runs.files import write_text
-    from deepwell.workflow import load_config, resolve_config
 
     frame = read_table(data)
     config = resolve_config(frame, load_config(None, target), str(data))
@@ -175,7 +179,10 @@ def init_config(
 @app.command()
 def info(model: ModelArg) -> None:
     """Describe a saved model: task, inputs, architecture, size and (for a run folder) its metrics."""
+    from rich.table import Table
+
     import deepwell
+    from deepwell.cli import render
 
     loaded = deepwell.load(model)
     arch = loaded.network.architecture["model"]
@@ -192,8 +199,8 @@ def info(model: ModelArg) -> None:
     for feature in loaded.preprocessor.features:
         inputs.add_row(feature.name, feature.type)
     console.print(inputs)
-    if loaded.metrics.get("test"):
-        render.print_evaluation(console, loaded.metrics["test"], loaded.task, "test split (at training)")
+    if loaded.metrics is not None and loaded.metrics.test is not None:
+        render.print_evaluation(console, loaded.metrics.test, loaded.task, "test split (at training)")
 
 
 @app.command()
@@ -218,6 +225,7 @@ def tune(
 ) -> None:
     """Search capacity and regularisation with Optuna (pruning, resumable); retrain the winner as a run."""
     import deepwell
+    from deepwell.cli import render
 
     if target is None and config is None and not data.is_dir():
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
@@ -229,8 +237,7 @@ def tune(
                   + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                               for k, v in result.best_params.items()))
     model = result.model
-    render.print_evaluation(console, model.metrics["test"] or model.metrics["validation"], model.task,
-                            "winner retrained, test split")
+    render.print_evaluation(console, model.metrics.held_out, model.task, "winner retrained, test split")
     console.print(f"winner run folder: [bold]{model.run_dir}[/]; plot: {result.folder / 'metric_vs_parameters.png'}")
 
 
@@ -247,7 +254,10 @@ def diagnose(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
 ) -> None:
     """Data-size learning curve: train on growing shares of the data; would more data or a larger model help?"""
+    import pandas as pd
+
     import deepwell
+    from deepwell.cli import render
 
     try:
         shares = tuple(float(f) for f in fractions.split(","))
@@ -257,7 +267,7 @@ def diagnose(
         raise typer.BadParameter("--fractions must lie in (0, 1]")
     curve = deepwell.diagnose(data, target, config=config, fractions=shares, output=output, epochs=epochs,
                               seed=seed)
-    console.print(render.frame_table(pd.DataFrame(curve.points).drop(columns=["run", "fraction"]),
+    console.print(render.frame_table(pd.DataFrame(curve.points).drop(columns=["fraction"]),
                                      f"data-size learning curve ({curve.error})"))
     console.print(f"[bold]{curve.conclusion}[/] — {curve.summary}", highlight=False)
 
@@ -284,6 +294,7 @@ def runs(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """List tracked runs, newest first, with their key metrics."""
+    from deepwell.cli import render
     from deepwell.tracking.runs import list_runs
 
     console.print(render.frame_table(list_runs(experiment, tracking_uri), f"runs in {experiment or 'deepwell'}"))
@@ -297,6 +308,7 @@ def compare(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Show runs side by side: the settings that differ and every final metric."""
+    from deepwell.cli import render
     from deepwell.tracking.runs import compare as compare_runs
 
     table = compare_runs(refs, tracking_uri, all_params).reset_index(names="")
@@ -306,6 +318,9 @@ def compare(
 @models_app.command("list")
 def models_list(tracking_uri: TrackingUri = None) -> None:
     """Registered models, one row per version, with their aliases."""
+    import pandas as pd
+
+    from deepwell.cli import render
     from deepwell.tracking.registry import list_models
 
     rows = list_models(tracking_uri)

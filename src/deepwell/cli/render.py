@@ -9,11 +9,11 @@ from rich.console import Console
 from rich.table import Table
 
 from deepwell.data.inference import ColumnProfile
-from deepwell.evaluation.diagnosis import Diagnosis
-from deepwell.evaluation.metrics import higher_is_better
+from deepwell.evaluation.diagnosis import Diagnosis, Verdict
+from deepwell.evaluation.results import SplitScores, better
+from deepwell.task import Task
 
-SUMMARY = {"binary": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
-           "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
+SUMMARY = {"classification": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
            "regression": ["rmse", "mae", "r2"]}
 
 
@@ -21,24 +21,23 @@ def _fmt(value: Any) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def evaluation_table(result: dict[str, Any], task: str, title: str) -> Table:
-    table = Table(title=f"{title} ({result['rows']} rows)", title_justify="left")
+def evaluation_table(result: SplitScores, task: Task, title: str) -> Table:
+    table = Table(title=f"{title} ({result.rows} rows)", title_justify="left")
     table.add_column("metric")
     table.add_column("model", justify="right")
     table.add_column("baseline", justify="right")
     table.add_column("", justify="left")
-    for name in SUMMARY[task]:
-        model, base = result["model"].get(name), result["baseline"].get(name)
-        better = ""
+    for name in SUMMARY[task.family]:
+        model, base = result.model.get(name), result.baseline.get(name)
+        verdict = ""
         if model is not None and base is not None:
-            better = "[green]better[/]" if (model > base) == higher_is_better(name) and model != base else \
-                "[red]not better[/]"
-        table.add_row(name, _fmt(model), _fmt(base), better)
+            verdict = "[green]better[/]" if better(name, model, base) else "[red]not better[/]"
+        table.add_row(name, _fmt(model), _fmt(base), verdict)
     return table
 
 
-def class_tables(result: dict[str, Any]) -> list[Table]:
-    model = result["model"]
+def class_tables(result: SplitScores) -> list[Table]:
+    model = result.model
     if "per_class" not in model:
         return []
     classes = list(model["per_class"])
@@ -56,7 +55,7 @@ def class_tables(result: dict[str, Any]) -> list[Table]:
     return [matrix, per_class]
 
 
-def print_evaluation(console: Console, result: dict[str, Any], task: str, title: str) -> None:
+def print_evaluation(console: Console, result: SplitScores, task: Task, title: str) -> None:
     console.print(evaluation_table(result, task, title))
     for table in class_tables(result):
         console.print(table)
@@ -87,7 +86,7 @@ def print_diagnosis(console: Console, diagnosis: Diagnosis | None) -> None:
     """The fit verdict, its one-paragraph evidence, and what to change."""
     if diagnosis is None:
         return
-    colour = "green" if diagnosis.verdict == "good fit" else "yellow"
+    colour = "green" if diagnosis.verdict == Verdict.GOOD_FIT else "yellow"
     console.print(f"fit diagnosis: [bold {colour}]{diagnosis.verdict}[/] — {diagnosis.summary}", highlight=False)
     for p in diagnosis.prescriptions:
         change = f"{p.setting}: {p.current} → {p.to}" if p.setting else "data"

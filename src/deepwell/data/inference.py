@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from deepwell.config import Task
 from deepwell.data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, looks_like_media
 from deepwell.errors import DataError
+from deepwell.task import Task
 
 SAMPLE_ROWS = 2000
 PARSE_SHARE = 0.95  # share of non-missing values that must parse for a string column to be numeric/date
@@ -127,15 +127,15 @@ def infer_task(target: pd.Series, name: str = "target") -> Task:
         raise DataError(f"Target column {name!r} has no values (every row is empty).")
     distinct = values.nunique()
     if distinct == 2 or pd.api.types.is_bool_dtype(values):
-        return "binary"
+        return Task.BINARY
     if not pd.api.types.is_numeric_dtype(values):
         as_numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
         if as_numbers.notna().mean() >= PARSE_SHARE:
             values = as_numbers.dropna()
         else:
-            return "multiclass"
+            return Task.MULTICLASS
     numbers = values.to_numpy(dtype=float)
     is_integer = bool(np.all(np.mod(numbers, 1) == 0))
     if is_integer and distinct <= 20 and distinct <= 0.1 * len(values):
-        return "multiclass"
-    return "regression"
+        return Task.MULTICLASS
+    return Task.REGRESSION

@@ -22,7 +22,7 @@ def run_profile(frame: pd.DataFrame, config: Config, splits: Splits) -> dict[str
         row["type"] = "target" if column.name == config.target else (used.type if used else "ignore")
         columns.append(row)
     profile: dict[str, Any] = {"rows": len(frame), "columns": columns}
-    if config.task != "regression":
+    if not config.task.is_regression:
         profile["class_balance"] = {
             name: part[config.target].astype(str).value_counts().sort_index().to_dict()
             for name, part in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))

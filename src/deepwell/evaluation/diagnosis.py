@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 import pandas as pd
+
+from deepwell.evaluation.results import RunMetrics
+from deepwell.task import Task
+from deepwell.training.state import StopReason
 
 BIAS_SKILL = 0.5  # a model removing less than half the baseline's error on its own training data is biased
 RELATIVE_GAP = 0.25  # a significant gap this large a share of the validation error is variance
@@ -33,71 +38,76 @@ class Prescription:
     current: Any = None
 
 
+class Verdict(str, Enum):
+    UNDERFIT = "underfit"
+    OVERFIT = "overfit"
+    GOOD_FIT = "good fit"
+    NOT_CONVERGED = "not converged"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Diagnosis:
-    verdict: str  # underfit | overfit | good fit | not converged
+    verdict: Verdict
     summary: str
     evidence: dict[str, Any]
     prescriptions: list[Prescription] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "verdict": self.verdict.value}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Diagnosis:
-        return cls(data["verdict"], data["summary"], data["evidence"],
+        return cls(Verdict(data["verdict"]), data["summary"], data["evidence"],
                    [Prescription(**p) for p in data.get("prescriptions", [])])
 
 
-def error_of(task: str, scores: dict[str, Any]) -> float:
-    """One error number per task: 1 − accuracy, or RMSE."""
-    return float(scores["rmse"]) if task == "regression" else 1.0 - float(scores["accuracy"])
-
-
-def sampling_noise(task: str, error: float, rows: int) -> float:
+def sampling_noise(task: Task, error: float, rows: int) -> float:
     """Standard error of an error estimate from `rows` examples (binomial, or RMSE of normal residuals)."""
     rows = max(rows, 1)
-    if task == "regression":
+    if task.is_regression:
         return error / math.sqrt(2 * rows)
     return math.sqrt(max(error * (1 - error), 1.0 / rows) / rows)
 
 
-def diagnose(history: pd.DataFrame, metrics: dict[str, Any], config: dict[str, Any]) -> Diagnosis:
-    """`metrics` holds train / validation results (model and baseline) and training facts; `config` the
-    resolved configuration as a dict (to prescribe from the current values)."""
-    task = metrics["task"]
-    train, validation = metrics["train"], metrics["validation"]
-    train_err, val_err = error_of(task, train["model"]), error_of(task, validation["model"])
-    base_err = error_of(task, validation["baseline"])
-    noise = math.hypot(sampling_noise(task, val_err, validation["rows"]),
-                       sampling_noise(task, train_err, train["rows"]))
+def diagnose(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any]) -> Diagnosis:
+    """`history` one row per epoch (history.csv); `config` the resolved configuration as a dict (to prescribe
+    from the current values)."""
+    task = metrics.task
+    train, validation = metrics.train, metrics.validation
+    train_err, val_err = train.error(task), validation.error(task)
+    base_err = validation.baseline_error(task)
+    noise = math.hypot(sampling_noise(task, val_err, validation.rows), sampling_noise(task, train_err, train.rows))
     gap = val_err - train_err
     skill = 1.0 - train_err / base_err if base_err > 0 else 1.0
-    facts = metrics["training"]
-    epochs, best = int(facts["epochs_run"]), int(facts["best_epoch"])
+    facts = metrics.training
+    epochs, best = facts.epochs_run, facts.best_epoch
     val_loss, train_loss = history["val_loss"].to_numpy(float), history["train_loss"].to_numpy(float)
     lowest = int(val_loss.argmin()) if len(val_loss) else 0
     rise = float(val_loss[-1] / max(val_loss[lowest], 1e-12) - 1) if len(val_loss) else 0.0
     train_fall = float(1 - train_loss[-1] / max(train_loss[lowest], 1e-12)) if len(train_loss) else 0.0
     tail = min(max(2, epochs // 5), len(val_loss) - 1)
     slope = float((val_loss[-1] / val_loss[-1 - tail]) ** (1 / tail) - 1) if tail >= 1 else 0.0
-    still_falling = (tail >= 1 and facts["stop_reason"] == "max epochs" and best >= epochs - 1 and slope < -0.005)
+    still_falling = (tail >= 1 and facts.stop_reason == StopReason.MAX_EPOCHS and best >= epochs - 1
+                     and slope < -0.005)
     evidence = {
-        "error": "1 - accuracy" if task != "regression" else "rmse",
+        "error": task.error_name,
         "train_error": round(train_err, 4), "validation_error": round(val_err, 4),
         "baseline_error": round(base_err, 4), "gap": round(gap, 4), "expected_noise": round(noise, 4),
         "gap_in_noise_units": round(gap / noise, 2) if noise > 0 else None,
         "train_skill_over_baseline": round(skill, 3), "best_epoch": best, "epochs_run": epochs,
-        "stop_reason": facts["stop_reason"], "validation_loss_rise_from_minimum": round(rise, 3),
+        "stop_reason": facts.stop_reason.value, "validation_loss_rise_from_minimum": round(rise, 3),
         "train_loss_fall_after_validation_minimum": round(train_fall, 3),
         "validation_loss_change_per_epoch_at_end": round(slope, 4),
         "train_loss_first_last": [round(float(train_loss[0]), 4), round(float(train_loss[-1]), 4)]
-        if len(train_loss) else None, "validation_rows": validation["rows"], "train_rows": train["rows"],
-        "parameters": facts.get("parameters"),
+        if len(train_loss) else None, "validation_rows": validation.rows, "train_rows": train.rows,
+        "parameters": facts.parameters,
     }
     significant = gap > 2 * noise
     if still_falling:
-        return Diagnosis("not converged", (
+        return Diagnosis(Verdict.NOT_CONVERGED, (
             f"Validation loss was still falling when the {epochs}-epoch budget ran out (best epoch {best}); "
             "the model has not finished learning."), evidence, _longer(config))
     memorising = rise > LOSS_RISE and train_fall > 0.5
@@ -105,32 +115,32 @@ def diagnose(history: pd.DataFrame, metrics: dict[str, Any], config: dict[str, A
         reasons = []
         if significant:
             reasons.append(f"validation error {val_err:.4f} is {gap:.4f} above training error {train_err:.4f} "
-                           f"({gap / noise:.1f}× the noise expected from {validation['rows']} validation rows)")
+                           f"({gap / noise:.1f}× the noise expected from {validation.rows} validation rows)")
         if memorising:
             reasons.append(f"after epoch {lowest + 1} the training loss fell {train_fall:.0%} while the validation "
                            f"loss rose {rise:.0%} (early stopping kept epoch {best}'s weights, but the network "
                            "memorises faster than it generalises)")
-        return Diagnosis("overfit", "High variance: " + "; ".join(reasons) + ".", evidence,
-                         _smaller(config, train["rows"]))
-    reference = metrics.get("reference")
+        return Diagnosis(Verdict.OVERFIT, "High variance: " + "; ".join(reasons) + ".", evidence,
+                         _smaller(config, train.rows))
+    reference = metrics.reference
     if reference is not None:  # a yardstick of the achievable error exists: judge bias against it
-        ref_err = error_of(task, reference)
+        ref_err = reference.error(task)
         evidence["reference_validation_error"] = round(ref_err, 4)
-        evidence["reference"] = reference["model"]
+        evidence["reference"] = reference.model.get("learner")
         if train_err > ref_err + 2 * noise:
-            return Diagnosis("underfit", (
+            return Diagnosis(Verdict.UNDERFIT, (
                 f"High bias: even on its own training data the model's error ({train_err:.4f}) is above the "
                 f"error a gradient-boosting reference reaches on unseen validation rows ({ref_err:.4f}; noise "
                 f"{noise:.4f}), and validation error is close to training error (gap {gap:.4f})."),
                 evidence, _larger(config))
     elif skill < BIAS_SKILL:
-        return Diagnosis("underfit", (
+        return Diagnosis(Verdict.UNDERFIT, (
             f"High bias: on its own training data the model removes only {skill:.0%} of the trivial baseline's "
             f"error (training error {train_err:.4f}, baseline {base_err:.4f}), and validation error is close "
             f"to training error (gap {gap:.4f}, noise {noise:.4f})."), evidence, _larger(config))
     behind = (f" A gradient-boosting reference reaches {evidence['reference_validation_error']:.4f} on "
               "validation." if reference is not None else "")
-    return Diagnosis("good fit", (
+    return Diagnosis(Verdict.GOOD_FIT, (
         f"Training error {train_err:.4f} and validation error {val_err:.4f} are close (gap {gap:.4f}, "
         f"{'within' if not significant else 'a small share beyond'} the noise of {noise:.4f}) and the model "
         f"removes {skill:.0%} of the baseline's error.{behind}"), evidence, [])

@@ -8,16 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-LOWER_IS_BETTER = {"loss", "log_loss", "rmse", "mae"}
-PRIMARY = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
-
-
-def primary_metric(task: str) -> str:
-    return PRIMARY[task]
-
-
-def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
+from deepwell.task import Task
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[Any],
@@ -70,17 +61,17 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
-def baseline_metrics(task: str, y_true: np.ndarray, baseline: dict[str, Any], classes: list[Any]) -> dict[str, Any]:
+def baseline_metrics(task: Task, y_true: np.ndarray, baseline: dict[str, Any], classes: list[Any]) -> dict[str, Any]:
     """Scores of the trivial model fitted on the training split: class priors, or the training mean."""
-    if task == "regression":
+    if task.is_regression:
         return regression_metrics(y_true, np.full(len(y_true), baseline["mean"]))
     prior = np.asarray(baseline["class_prior"], dtype=float)
     return classification_metrics(y_true, np.tile(prior, (len(y_true), 1)), classes, detailed=False)
 
 
-def fit_baseline(task: str, y_train: np.ndarray, n_classes: int) -> dict[str, Any]:
+def fit_baseline(task: Task, y_train: np.ndarray, n_classes: int) -> dict[str, Any]:
     """y_train: class indices or raw regression targets."""
-    if task == "regression":
+    if task.is_regression:
         return {"kind": "mean", "mean": float(np.mean(y_train))}
     prior = np.bincount(y_train, minlength=n_classes) / len(y_train)
     return {"kind": "majority class", "class_prior": prior.tolist()}

@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from deepwell.task import Task
+
 TABULAR_KINDS = {"numeric", "vector", "embedding"}
 MAX_ROWS = 50_000  # training rows the reference sees at most (seeded sample): it is a yardstick, not a model
 
 
 def reference_scores(specs: dict[str, dict[str, Any]], train_inputs: dict[str, Any], y_train: np.ndarray,
-                     validation_inputs: dict[str, Any], y_validation: np.ndarray, task: str, n_classes: int,
+                     validation_inputs: dict[str, Any], y_validation: np.ndarray, task: Task, n_classes: int,
                      score: Any) -> dict[str, Any] | None:
     """Validation scores (`score(outputs, y)`, the task's metrics) of gradient boosting on the same inputs, or
     None when some input is not table-like."""
@@ -31,10 +33,10 @@ def reference_scores(specs: dict[str, dict[str, Any]], train_inputs: dict[str, A
     if len(x_train) > MAX_ROWS:
         keep = np.random.default_rng(0).choice(len(x_train), MAX_ROWS, replace=False)
         x_train, y_train = x_train[keep], y_train[keep]
-    kind = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    kind = HistGradientBoostingRegressor if task.is_regression else HistGradientBoostingClassifier
     model = kind(categorical_features=categorical or None, random_state=0)
     model.fit(x_train, y_train)
-    if task == "regression":
+    if task.is_regression:
         outputs = model.predict(x_validation)
     else:  # probabilities for every class index, even those absent from the training sample
         outputs = np.zeros((len(x_validation), n_classes))

@@ -44,16 +44,18 @@ def input_key(value: str | bytes | np.ndarray) -> bytes:
 
 
 class EmbeddingCache:
-    """The cached embeddings of one encoder setting: read once, looked up and extended, written once."""
+    """The cached embeddings of one encoder setting: read from disk once, looked up (and, while training,
+    extended), written once per table that added to it."""
 
     def __init__(self, fingerprint: str, dim: int) -> None:
         self.path, self.dim = cache_root() / f"{fingerprint}.safetensors", dim
         self.stored = _read(self.path, dim)
         self.changed = False
 
-    def embeddings(self, inputs: Sequence[str | bytes | np.ndarray],
-                   embed: Callable[[list[int]], np.ndarray]) -> np.ndarray:
-        """Embeddings of `inputs`; `embed(positions)` computes those not cached ([len(positions), dim])."""
+    def embeddings(self, inputs: Sequence[str | bytes | np.ndarray], embed: Callable[[list[int]], np.ndarray],
+                   remember: bool = True) -> np.ndarray:
+        """Embeddings of `inputs`; `embed(positions)` computes those not cached ([len(positions), dim]).
+        `remember=False` (prediction) only looks up: the cache neither grows nor is rewritten per request."""
         keys = [input_key(v) for v in inputs]
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
         missing = []
@@ -66,8 +68,9 @@ class EmbeddingCache:
         if missing:
             computed = embed(missing)
             out[missing] = computed
-            self.stored.update({keys[p]: computed[i] for i, p in enumerate(missing)})
-            self.changed = True
+            if remember:
+                self.stored.update({keys[p]: computed[i] for i, p in enumerate(missing)})
+                self.changed = True
         return out
 
     def save(self) -> None:

@@ -77,6 +77,8 @@ class PretrainedAssets:
 
     source: Path
     _loaded: Any = None
+    _cache: EmbeddingCache | None = None
+    _cache_setting: str | None = None
 
     def save_assets(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -85,17 +87,21 @@ class PretrainedAssets:
                 shutil.copy2(self.source / name, folder / name)
 
     def attach_assets(self, folder: Path) -> None:
-        self.source, self._loaded = folder, None
+        self.source, self._loaded, self._cache = folder, None, None
 
-    def _cached(self, options, setting: str, chunks, embed) -> np.ndarray:
+    def _cached(self, options, setting: str, chunks, embed, remember: bool) -> np.ndarray:
         """Embeddings of each chunk of inputs (`embed(inputs)` computes them), through the disk cache unless
-        the column turns it off. Chunks keep a column decoded batch by batch from being decoded whole."""
+        the column turns it off. Chunks keep a column decoded batch by batch from being decoded whole. The cache
+        is read once per feature; training tables (`remember`) add to it and write it once per table, while
+        prediction only looks up."""
         if not options.cache_embeddings:
             return np.concatenate([embed(chunk) for chunk in chunks] or [np.zeros((0, self.dim), np.float32)])
-        cache = EmbeddingCache(encoder_fingerprint(self.source, setting), self.dim)
-        out = [cache.embeddings(chunk, lambda positions, c=chunk: embed([c[p] for p in positions]))
+        if self._cache is None or self._cache_setting != setting:
+            self._cache = EmbeddingCache(encoder_fingerprint(self.source, setting), self.dim)
+            self._cache_setting = setting
+        out = [self._cache.embeddings(chunk, lambda positions, c=chunk: embed([c[p] for p in positions]), remember)
                for chunk in chunks]
-        cache.save()
+        self._cache.save()
         return np.concatenate(out or [np.zeros((0, self.dim), np.float32)])
 
 
@@ -115,7 +121,7 @@ class PretrainedTextFeature(PretrainedAssets, TextFeature):
         if self.text.fine_tune:  # token ids; padding positions hold the tokenizer's pad id
             return tokenizer(texts, padding="max_length", truncation=True, max_length=self.options.max_tokens,
                              return_tensors="np")["input_ids"].astype(np.int64)
-        return self._cached(self.text, f"text|{self.options.max_tokens}", [texts], self._embed)
+        return self._cached(self.text, f"text|{self.options.max_tokens}", [texts], self._embed, remember=not strict)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Sentence embeddings: mean of the last hidden states over real tokens, L2-normalised."""
@@ -171,7 +177,8 @@ class _PretrainedFiles(PretrainedAssets):
         if self._options().fine_tune:
             return decoded
         chunks = (list(np.asarray(decoded[start:start + 1024])) for start in range(0, len(decoded), 1024))
-        return self._cached(self._options(), self.processor, chunks, lambda arrays: self._embed(np.stack(arrays)))
+        return self._cached(self._options(), self.processor, chunks, lambda arrays: self._embed(np.stack(arrays)),
+                            remember=not strict)
 
     def _embed(self, decoded) -> np.ndarray:
         processor, model = self._model()

@@ -10,17 +10,18 @@ import pandas as pd
 from deepwell.errors import DataError
 from deepwell.features.base import keys_of, value_key
 from deepwell.features.number import to_numbers
+from deepwell.task import Task
 
 
 class TargetEncoder:
-    def __init__(self, name: str, task: str) -> None:
-        self.name, self.task = name, task
+    def __init__(self, name: str, task: Task | str) -> None:
+        self.name, self.task = name, Task(task)
         self.classes: list[Any] = []
         self.mean, self.std = 0.0, 1.0
 
     @property
     def is_classification(self) -> bool:
-        return self.task != "regression"
+        return not self.task.is_regression
 
     def fit(self, values: pd.Series) -> None:
         if self.is_classification:
@@ -58,7 +59,7 @@ class TargetEncoder:
         return predictions * self.std + self.mean
 
     def state(self) -> dict[str, Any]:
-        return {"name": self.name, "task": self.task, "classes": self.classes, "mean": self.mean, "std": self.std}
+        return {"name": self.name, "task": self.task.value, "classes": self.classes, "mean": self.mean, "std": self.std}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TargetEncoder:

@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from deepwell.errors import ModelFileError
+from deepwell.evaluation.results import better
 from deepwell.reports import plots
 from deepwell.reports.diagnosis import render_data_curve, render_diagnosis
 from deepwell.reports.page import esc, figure, page, table
@@ -171,8 +172,8 @@ def later(name: str, command: str) -> Callable[[RunFiles], str]:
     return render
 
 
-SLOT_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"diagnosis.json": render_diagnosis,
-                                                               "data_curve.json": render_data_curve}
+SLOT_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {RunFolder.DIAGNOSIS: render_diagnosis,
+                                                               RunFolder.DATA_CURVE: render_data_curve}
 """name of a JSON file in the run folder → its HTML; filled by the capability that writes the file."""
 
 SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
@@ -182,11 +183,10 @@ SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
     ("learning-curves", "Learning curves", learning_curves),
     ("evaluation", "Evaluation against the trivial baseline", evaluation),
     ("predictions", "Sample predictions", sample_predictions),
-    ("diagnosis", "Fit diagnosis", later("diagnosis.json", "written by every training run")),
-    ("data-curve", "More data or a larger model?", later("data_curve.json", "deepwell diagnose RUN_DIR")),
-    ("fairness", "Fairness", later("fairness.json", "deepwell audit RUN_DIR --sensitive COLUMN")),
-    ("explanations", "Explanations", later("explanations.json", "deepwell explain RUN_DIR")),
+    ("diagnosis", "Fit diagnosis", later(RunFolder.DIAGNOSIS, "written by every training run")),
+    ("data-curve", "More data or a larger model?", later(RunFolder.DATA_CURVE, "deepwell diagnose RUN_DIR")),
 ]
+"""A capability that adds a section (fairness, explanations …) appends it here with the command that fills it."""
 
 
 def build_report(run_dir: str | Path) -> Path:
@@ -207,8 +207,4 @@ def build_report(run_dir: str | Path) -> Path:
 
 
 def _better(metric: str, model: float, baseline: float | None) -> bool:
-    from deepwell.evaluation.metrics import higher_is_better
-
-    if baseline is None:
-        return True
-    return model > baseline if higher_is_better(metric) else model < baseline
+    return baseline is None or better(metric, model, baseline)

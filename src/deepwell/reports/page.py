@@ -44,12 +44,9 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def figure(fig, alt: str) -> str:
-    """A matplotlib figure as an inline PNG (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
+    """A matplotlib figure as an inline PNG."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode()
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 

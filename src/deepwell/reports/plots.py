@@ -1,26 +1,24 @@
-"""The report's figures, drawn with matplotlib (Agg backend: no display needed)."""
+"""The report's figures, drawn with matplotlib's object API (`Figure`, no pyplot): no display, no global
+backend switch, nothing left registered after saving."""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn import metrics as skm
 
 TRAIN, VALID = "#3b6fb6", "#d9822b"
 MAX_CURVES = 10  # one-vs-rest curves drawn for at most this many classes
 
 
-def learning_curves(history: pd.DataFrame, metric: str | None) -> plt.Figure:
+def learning_curves(history: pd.DataFrame, metric: str | None) -> Figure:
     """Loss, and the display metric, per epoch: training against validation."""
     panels = [("loss", "train_loss", "val_loss")]
     if metric and f"val_{metric}" in history:
         panels.append((metric, f"train_{metric}" if f"train_{metric}" in history else None, f"val_{metric}"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(5.2 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (name, train, valid) in zip(axes[0], panels, strict=True):
         if train:
             ax.plot(history["epoch"], history[train], color=TRAIN, label="training")
@@ -33,10 +31,11 @@ def learning_curves(history: pd.DataFrame, metric: str | None) -> plt.Figure:
     return fig
 
 
-def confusion(y_true: pd.Series, y_pred: pd.Series, classes: list[str]) -> plt.Figure:
+def confusion(y_true: pd.Series, y_pred: pd.Series, classes: list[str]) -> Figure:
     matrix = skm.confusion_matrix(y_true, y_pred, labels=classes)
     size = min(9.0, 2.2 + 0.5 * len(classes))
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig = Figure(figsize=(size, size * 0.85))
+    ax = fig.subplots()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 4 else 0, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -51,10 +50,11 @@ def confusion(y_true: pd.Series, y_pred: pd.Series, classes: list[str]) -> plt.F
     return fig
 
 
-def roc_and_precision_recall(y_true: pd.Series, probabilities: pd.DataFrame, classes: list[str]) -> plt.Figure:
+def roc_and_precision_recall(y_true: pd.Series, probabilities: pd.DataFrame, classes: list[str]) -> Figure:
     """Binary: the positive class (the second); multiclass: one-vs-rest for the first classes."""
     shown = classes[1:] if len(classes) == 2 else classes[:MAX_CURVES]
-    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10.4, 4))
+    fig = Figure(figsize=(10.4, 4))
+    roc, pr = fig.subplots(1, 2)
     for label in shown:
         truth = (y_true.astype(str) == str(label)).to_numpy()
         if truth.all() or not truth.any():
@@ -74,8 +74,9 @@ def roc_and_precision_recall(y_true: pd.Series, probabilities: pd.DataFrame, cla
     return fig
 
 
-def residuals(y_true: np.ndarray, y_pred: np.ndarray) -> plt.Figure:
-    fig, (fit, res) = plt.subplots(1, 2, figsize=(10.4, 4))
+def residuals(y_true: np.ndarray, y_pred: np.ndarray) -> Figure:
+    fig = Figure(figsize=(10.4, 4))
+    fit, res = fig.subplots(1, 2)
     fit.scatter(y_true, y_pred, s=8, alpha=0.5, color=TRAIN)
     low, high = float(np.nanmin([y_true.min(), y_pred.min()])), float(np.nanmax([y_true.max(), y_pred.max()]))
     fit.plot([low, high], [low, high], color="#999", linestyle="--", linewidth=1)
@@ -89,9 +90,10 @@ def residuals(y_true: np.ndarray, y_pred: np.ndarray) -> plt.Figure:
     return fig
 
 
-def class_balance(counts: pd.DataFrame) -> plt.Figure:
+def class_balance(counts: pd.DataFrame) -> Figure:
     """Rows per class (index) and split (columns)."""
-    fig, ax = plt.subplots(figsize=(min(10.0, 3 + 0.45 * len(counts)), 3.4))
+    fig = Figure(figsize=(min(10.0, 3 + 0.45 * len(counts)), 3.4))
+    ax = fig.subplots()
     counts.plot.bar(ax=ax, rot=45 if len(counts) > 4 else 0)
     ax.set_ylabel("rows")
     ax.grid(alpha=0.3, axis="y")
@@ -99,10 +101,11 @@ def class_balance(counts: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def trials_scatter(table: pd.DataFrame, metric: str) -> plt.Figure:
+def trials_scatter(table: pd.DataFrame, metric: str) -> Figure:
     """Tuning: validation metric against network size, one point per finished trial."""
     done = table[table["state"] == "complete"].dropna(subset=["parameters"])
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig = Figure(figsize=(6.4, 4))
+    ax = fig.subplots()
     ax.scatter(done["parameters"], done[f"validation_{metric}"], color=TRAIN)
     for _, row in done.iterrows():
         ax.annotate(str(int(row["trial"])), (row["parameters"], row[f"validation_{metric}"]), fontsize=7,
@@ -114,9 +117,10 @@ def trials_scatter(table: pd.DataFrame, metric: str) -> plt.Figure:
     return fig
 
 
-def data_curve(points: pd.DataFrame, error: str) -> plt.Figure:
+def data_curve(points: pd.DataFrame, error: str) -> Figure:
     """Training and validation error against the number of training rows."""
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig = Figure(figsize=(6.4, 4))
+    ax = fig.subplots()
     ax.plot(points["rows"], points["train_error"], "o-", color=TRAIN, label="training")
     ax.plot(points["rows"], points["validation_error"], "o-", color=VALID, label="validation")
     ax.set_xscale("log")
@@ -127,6 +131,5 @@ def data_curve(points: pd.DataFrame, error: str) -> plt.Figure:
     return fig
 
 
-def save(fig: plt.Figure, path) -> None:
+def save(fig: Figure, path) -> None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)

@@ -14,6 +14,8 @@ runs/<name>/
   diagnosis.json         the fit diagnosis: verdict, evidence, prescriptions
   learning_curves.png    loss and metric per epoch, training against validation
   report.html            the self-contained report page (deepwell report RUN_DIR rebuilds it)
+  data_curve.json/.png   `deepwell diagnose RUN_DIR`: the data-size learning curve
+  auto_capacity.json     `train --auto-capacity`: the rounds tried (in the kept run)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -29,61 +32,102 @@ from deepwell.errors import ModelFileError
 from deepwell.runs.files import write_json
 
 
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # Ctrl-C: the best model so far is saved; --resume continues
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class RunFolder:
+    """Every file name of a run folder is spelled here and nowhere else."""
+
+    CONFIG = "config.yaml"
+    INFO = "run.json"
+    MODEL = "model"
+    PREPROCESSOR = "preprocessor.json"
+    CHECKPOINT = "checkpoint.safetensors"
+    HISTORY = "history.csv"
+    METRICS = "metrics.json"
+    SKIPPED_FILES = "skipped_files.csv"
+    PROFILE = "profile.json"
+    DIAGNOSIS = "diagnosis.json"
+    LEARNING_CURVES = "learning_curves.png"
+    REPORT = "report.html"
+    PREDICTIONS = "predictions.csv"
+    DATA_CURVE = "data_curve.json"
+    DATA_CURVE_PLOT = "data_curve.png"
+    AUTO_CAPACITY = "auto_capacity.json"
+
     path: Path
 
     @property
     def config(self) -> Path:
-        return self.path / "config.yaml"
+        return self.path / self.CONFIG
 
     @property
     def info(self) -> Path:
-        return self.path / "run.json"
+        return self.path / self.INFO
 
     @property
     def model(self) -> Path:
-        return self.path / "model"
+        return self.path / self.MODEL
 
     @property
     def preprocessor(self) -> Path:
-        return self.path / "preprocessor.json"
+        return self.path / self.PREPROCESSOR
 
     @property
     def checkpoint(self) -> Path:
-        return self.path / "checkpoint.safetensors"
+        return self.path / self.CHECKPOINT
 
     @property
     def history(self) -> Path:
-        return self.path / "history.csv"
+        return self.path / self.HISTORY
 
     @property
     def metrics(self) -> Path:
-        return self.path / "metrics.json"
+        return self.path / self.METRICS
 
     @property
     def skipped_files(self) -> Path:
-        return self.path / "skipped_files.csv"
+        return self.path / self.SKIPPED_FILES
 
     @property
     def profile(self) -> Path:
-        return self.path / "profile.json"
+        return self.path / self.PROFILE
 
     @property
     def diagnosis(self) -> Path:
-        return self.path / "diagnosis.json"
+        return self.path / self.DIAGNOSIS
 
     @property
     def learning_curves(self) -> Path:
-        return self.path / "learning_curves.png"
+        return self.path / self.LEARNING_CURVES
 
     @property
     def report(self) -> Path:
-        return self.path / "report.html"
+        return self.path / self.REPORT
 
     @property
     def predictions(self) -> Path:
-        return self.path / "predictions.csv"
+        return self.path / self.PREDICTIONS
+
+    @property
+    def data_curve(self) -> Path:
+        return self.path / self.DATA_CURVE
+
+    @property
+    def data_curve_plot(self) -> Path:
+        return self.path / self.DATA_CURVE_PLOT
+
+    @property
+    def auto_capacity(self) -> Path:
+        return self.path / self.AUTO_CAPACITY
 
     @classmethod
     def create(cls, output: str | Path, name: str | None, data_name: str) -> RunFolder:

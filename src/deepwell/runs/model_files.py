@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from deepwell.errors import ModelFileError
+from deepwell.evaluation.diagnosis import Diagnosis
+from deepwell.evaluation.results import RunMetrics
 from deepwell.features.pipeline import Preprocessor
 from deepwell.models.network import TabularNetwork
 from deepwell.runs.files import write_json, write_text
@@ -22,10 +25,20 @@ from deepwell.runs.files import write_json, write_text
 FORMAT = "deepwell-model"
 FORMAT_VERSION = 1
 FILES = ("meta.json", "architecture.json", "preprocessor.json", "weights.safetensors")
+METRICS, DIAGNOSIS = "metrics.json", "diagnosis.json"  # optional: what the model scored when it was trained
 
 
-def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNetwork,
-                      meta: dict[str, Any]) -> None:
+@dataclass
+class SavedModel:
+    preprocessor: Preprocessor
+    network: TabularNetwork
+    meta: dict[str, Any]
+    metrics: RunMetrics | None = None
+    diagnosis: Diagnosis | None = None
+
+
+def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNetwork, meta: dict[str, Any],
+                      metrics: RunMetrics | None = None, diagnosis: Diagnosis | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.saving")
@@ -38,6 +51,10 @@ def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNe
         preprocessor.save_assets(staging / "assets")
         write_json(staging / "architecture.json", _portable(network.architecture))
         write_json(staging / "meta.json", {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
+        if metrics is not None:
+            write_json(staging / METRICS, metrics.to_dict())
+        if diagnosis is not None:
+            write_json(staging / DIAGNOSIS, diagnosis.to_dict())
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():
@@ -61,7 +78,7 @@ def find_model_folder(path: str | Path) -> Path:
                          "nor a run folder with a model/ inside.")
 
 
-def load_model_folder(path: str | Path) -> tuple[Preprocessor, TabularNetwork, dict[str, Any]]:
+def load_model_folder(path: str | Path) -> SavedModel:
     folder = find_model_folder(path)
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
@@ -94,7 +111,18 @@ def load_model_folder(path: str | Path) -> tuple[Preprocessor, TabularNetwork, d
         raise ModelFileError(f"{folder / 'weights.safetensors'}: weights do not match architecture.json "
                              f"({first}).") from None
     network.eval()
-    return preprocessor, network, meta
+    return SavedModel(preprocessor, network, meta, _optional(folder, METRICS, RunMetrics.from_dict),
+                      _optional(folder, DIAGNOSIS, Diagnosis.from_dict))
+
+
+def _optional(folder: Path, name: str, parse: Any) -> Any:
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        return parse(_read_json(path))
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError(f"{path}: damaged ({name} does not match this version of deepwell).") from None
 
 
 def _portable(architecture: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,6 @@ import yaml
 from deepwell.errors import ConfigError, ModelFileError
 from deepwell.tracking.tracker import TrackingOptions, quiet_mlflow
 
-URI_SCHEMES = ("models:/", "runs:/")
-
 
 def _client(tracking_uri: str | None):
     try:
@@ -56,10 +54,8 @@ def promote(name: str, version: int, alias: str = "production", tracking_uri: st
         client.set_registered_model_alias(name, alias, str(version))
 
 
-def load_registered(uri: str, tracking_uri: str | None = None):
-    """A deepwell Model from a registry or run URI."""
-    from deepwell.model import Model
-
+def download_model(uri: str, tracking_uri: str | None = None) -> Path:
+    """The deepwell model folder inside a registered (or logged) MLflow model, downloaded to a temporary folder."""
     with quiet_mlflow():
         mlflow, _ = _client(tracking_uri)
         try:
@@ -74,4 +70,4 @@ def load_registered(uri: str, tracking_uri: str | None = None):
         folder = local / flavor["artifacts"]["deepwell_model"]["path"]
     except (OSError, KeyError, TypeError, yaml.YAMLError):
         raise ModelFileError(f"{uri}: not a deepwell model (no deepwell_model artifact in its MLmodel).") from None
-    return Model.load(folder)
+    return folder

@@ -10,8 +10,10 @@ import pandas as pd
 import yaml
 
 from deepwell.errors import ConfigError
+from deepwell.evaluation.results import RunMetrics
+from deepwell.runs.layout import RunFolder
 from deepwell.tracking.registry import _client
-from deepwell.tracking.tracker import DEFAULT_EXPERIMENT, flatten, quiet_mlflow, training_summary
+from deepwell.tracking.tracker import DEFAULT_EXPERIMENT, flatten, quiet_mlflow
 
 FINAL_PREFIXES = ("test_", "validation_", "baseline_", "training_")
 KEY_METRICS = ("test_accuracy", "test_roc_auc", "test_f1_macro", "test_rmse", "test_r2",
@@ -40,19 +42,13 @@ def list_runs(experiment: str | None = None, tracking_uri: str | None = None) ->
 
 def run_summary(ref: str, tracking_uri: str | None = None) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(label, params, metrics) of a run folder or an MLflow run id."""
-    folder = Path(ref)
-    if (folder / "config.yaml").is_file():
-        params = flatten(yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")))
-        metrics_file = folder / "metrics.json"
+    run = RunFolder(Path(ref))
+    if run.config.is_file():
+        params = flatten(yaml.safe_load(run.config.read_text(encoding="utf-8")))
         metrics: dict[str, Any] = {}
-        if metrics_file.is_file():
-            saved = json.loads(metrics_file.read_text(encoding="utf-8"))
-            for split in ("test", "validation"):
-                for who, prefix in (("model", split), ("baseline", f"baseline_{split}")):
-                    values = (saved.get(split) or {}).get(who) or {}
-                    metrics.update({f"{prefix}_{k}": v for k, v in values.items() if isinstance(v, (int, float))})
-            metrics.update(training_summary(saved))
-        return folder.name, params, metrics
+        if run.metrics.is_file():
+            metrics = RunMetrics.from_dict(json.loads(run.metrics.read_text(encoding="utf-8"))).flat()
+        return run.path.name, params, metrics
     with quiet_mlflow():
         mlflow, client = _client(tracking_uri)
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 import logging
 import os
 import urllib.error
@@ -22,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from deepwell.errors import warn
+from deepwell.evaluation.results import RunMetrics
 from deepwell.runs.layout import RunFolder
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own local default: a SQLite file in the working directory
 DEFAULT_EXPERIMENT = "deepwell"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
-NOT_LOGGED = {"checkpoint.safetensors"}  # resume state only; the model is logged as the MLflow model
+NOT_LOGGED = {RunFolder.CHECKPOINT}  # resume state only; the model is logged as the MLflow model
 
 
 @dataclass
@@ -156,20 +156,14 @@ class MlflowTracker:
         mlflow.MlflowClient(self.uri).log_batch(self.run_id, metrics=metrics)
 
     @_guarded
-    def finish(self, run: RunFolder, metrics: dict[str, Any], status: str) -> None:
+    def finish(self, run: RunFolder, metrics: RunMetrics, verdict: str | None, status: str) -> None:
         import mlflow
 
         client = mlflow.MlflowClient(self.uri)
-        final = {}
-        for split in ("test", "validation"):
-            for who in ("model", "baseline"):
-                values = (metrics.get(split) or {}).get(who) or {}
-                name = split if who == "model" else f"baseline_{split}"
-                final.update({f"{name}_{k}": float(v) for k, v in values.items() if isinstance(v, (int, float))})
-        final.update(training_summary(metrics))
+        final = metrics.flat()
         client.log_batch(self.run_id, metrics=[mlflow.entities.Metric(k, v, 0, 0) for k, v in final.items()])
         for item in sorted(run.path.iterdir()):
-            if item.name in NOT_LOGGED or item.name == "model":
+            if item.name in NOT_LOGGED or item == run.model:
                 continue
             if item.is_dir():
                 client.log_artifacts(self.run_id, str(item), f"run/{item.name}")
@@ -183,8 +177,8 @@ class MlflowTracker:
             with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "Successfully registered …"
                 version = mlflow.register_model(info.model_uri, self.options.register)
             self.model_version = int(version.version)
-        if run.diagnosis.is_file():
-            client.set_tag(self.run_id, "diagnosis", json.loads(run.diagnosis.read_text(encoding="utf-8"))["verdict"])
+        if verdict is not None:
+            client.set_tag(self.run_id, "diagnosis", verdict)
         client.set_terminated(self.run_id, "FINISHED" if status == "finished" else "KILLED")
 
     @_guarded
@@ -201,13 +195,6 @@ class MlflowTracker:
             return None
         return {"uri": self.uri, "run_id": self.run_id, "registered_model": self.options.register,
                 "model_version": self.model_version, "complete": self.active}
-
-
-def training_summary(metrics: dict[str, Any]) -> dict[str, float]:
-    """Size and cost of the training, from metrics.json, as final metrics."""
-    training = metrics.get("training") or {}
-    return {f"training_{k}": float(training[k]) for k in ("parameters", "epochs_run", "best_epoch", "seconds")
-            if isinstance(training.get(k), (int, float))}
 
 
 def _requirements() -> list[str]:

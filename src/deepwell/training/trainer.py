@@ -2,7 +2,8 @@
 
 Data arrives as tensors built once; batches are index slices, so no per-row Python runs while
 training. Every epoch starts from a seed derived from (seed, epoch), which makes a run resumed from
-its checkpoint end exactly where an uninterrupted run would.
+its checkpoint end exactly where an uninterrupted run would. Everything around the loop — early stopping,
+checkpoints, progress, tracking, pruning — is a callback (training/callbacks/).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,14 @@ import torch
 from torch import nn
 
 from deepwell.config import TrainingConfig
-from deepwell.errors import ConfigError, DataError
-from deepwell.evaluation.metrics import higher_is_better
-from deepwell.training.checkpoint import load_checkpoint, save_checkpoint
-from deepwell.training.progress import EpochProgress
+from deepwell.errors import DataError
+from deepwell.evaluation.results import higher_is_better
+from deepwell.inference.network import network_outputs, resolve_device
+from deepwell.task import Task
+from deepwell.training.callbacks.base import Callback
+from deepwell.training.checkpoint import load_checkpoint
 from deepwell.training.schedule import learning_rate_at
+from deepwell.training.state import EpochResult, FitResult, StopReason
 
 MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, Any]]
 """(network outputs as probabilities or values, targets) → metrics dict, in the user's units."""
@@ -34,49 +38,20 @@ MetricFn = Callable[[np.ndarray, np.ndarray], dict[str, Any]]
 class TensorData:
     inputs: dict[str, torch.Tensor]
     target: torch.Tensor
+    weight: torch.Tensor | None = None  # per-row training weights (None: every row counts once)
 
     def __len__(self) -> int:
         return len(self.target)
 
     def to(self, device: torch.device) -> TensorData:
-        return TensorData({k: v.to(device) for k, v in self.inputs.items()}, self.target.to(device))
-
-
-@dataclass
-class FitResult:
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_value: float | None = None
-    stop_reason: str = "max epochs"
-    seconds: float = 0.0
-
-
-def resolve_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device is 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'.")
-    return torch.device(choice)
+        return TensorData({k: v.to(device) for k, v in self.inputs.items()}, self.target.to(device),
+                          None if self.weight is None else self.weight.to(device))
 
 
 def auto_batch_size(rows: int) -> int:
     """About 100 steps per epoch on mid-sized tables, between 32 and 1024 rows per batch."""
     size = 2 ** int(np.round(np.log2(max(rows, 1) / 100)))
     return int(min(1024, max(32, size)))
-
-
-def predict_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: str,
-                    device: torch.device, batch_size: int = 4096) -> np.ndarray:
-    """Probabilities (classification) or standardised values (regression) for every row, in eval mode."""
-    network.eval()
-    rows = len(next(iter(inputs.values())))
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, rows, batch_size):
-            batch = {k: v[start:start + batch_size].to(device) for k, v in inputs.items()}
-            out = network(batch).float()
-            outputs.append(out.softmax(dim=1) if task != "regression" else out[:, 0])
-    return torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0,))
 
 
 def batches(data: TensorData, order: torch.Tensor, batch_size: int, steps: int
@@ -185,24 +160,127 @@ def parameter_groups(network: nn.Module, config: TrainingConfig) -> list[dict[st
 
 
 class Trainer:
-    def __init__(self, network: nn.Module, task: str, config: TrainingConfig, metric_fn: MetricFn,
-                 checkpoint_path: Path | None = None, class_weights: torch.Tensor | None = None,
-                 show_progress: bool = True, monitor_metric: str = "accuracy",
-                 on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.network, self.task, self.config = network, task, config
-        self.on_epoch_end = on_epoch_end  # e.g. experiment tracking; gets each epoch's history row
+    """Fits a network on tensors: `fit(train, validation)` → FitResult, the network left at its best epoch.
+
+    The monitored validation value (`config.monitor`) picks the best epoch; the weights validated (the moving
+    average when `config.average_epochs` > 0) are the ones kept. Callbacks run in the order given.
+    """
+
+    def __init__(self, network: nn.Module, task: Task, config: TrainingConfig, metric_fn: MetricFn,
+                 class_weights: torch.Tensor | None = None, callbacks: Sequence[Callback] = ()) -> None:
+        self.network, self.task, self.config = network, Task(task), config
         self.metric_fn = metric_fn
-        self.checkpoint_path = checkpoint_path
-        self.show_progress = show_progress
-        self.display_metric = monitor_metric
+        self.callbacks = list(callbacks)
         self.device = resolve_device(config.device)
         self.network.to(self.device)
         weights = class_weights.to(self.device) if class_weights is not None else None
-        self.loss_fn = nn.MSELoss() if task == "regression" else nn.CrossEntropyLoss(weight=weights)
+        self.loss_fn = nn.MSELoss() if self.task.is_regression else nn.CrossEntropyLoss(weight=weights)
+        self.row_loss_fn = nn.MSELoss(reduction="none") if self.task.is_regression else \
+            nn.CrossEntropyLoss(weight=weights, reduction="none")
         self.optimizer = torch.optim.AdamW(parameter_groups(network, config), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.amp_dtype, self.scaler = self._mixed_precision()
+        self.batch_size = int(config.batch_size) if config.batch_size != "auto" else 0
+        self.steps_per_epoch = 1
+        self.average: WeightAverage | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.result = FitResult()
+        self._stop: StopReason | None = None
 
+    # --- what callbacks read and call ------------------------------------------------------------
+    @property
+    def epochs_done(self) -> int:
+        return len(self.result.history)
+
+    @property
+    def finished(self) -> bool:
+        """No further epoch will run (the budget is spent or a callback stopped training)."""
+        return self._stop is not None or self.epochs_done >= self.config.epochs
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop after the current epoch (early stopping, pruning)."""
+        self._stop = reason
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self, train: TensorData, validation: TensorData, resume_from: Path | None = None) -> FitResult:
+        """Train until the epoch budget is spent or a callback stops it; Ctrl-C keeps the best weights so far.
+        `resume_from` (a checkpoint file) continues a run exactly where it stopped."""
+        self._setup(train)
+        train, validation = train.to(self.device), validation.to(self.device)
+        if resume_from is not None and Path(resume_from).exists():
+            load_checkpoint(Path(resume_from), self)
+        started = time.perf_counter() - self.result.seconds
+        try:
+            self._call("on_fit_start")
+            while not self.finished:
+                epoch = self._train_epoch(train, self.epochs_done)
+                epoch.validation = self._validate_and_keep_best(validation, epoch)
+                epoch.seconds = time.perf_counter() - started
+                self.result.history.append(epoch)
+                self.result.seconds = epoch.seconds
+                self._call("on_epoch_end", epoch)
+            if self._stop is not None:
+                self.result.stop_reason = self._stop
+        except KeyboardInterrupt:
+            self.result.stop_reason = StopReason.INTERRUPTED
+            self._call("on_interrupt")
+        finally:
+            self.result.seconds = time.perf_counter() - started
+            self._call("on_fit_end", self.result)
+        if self.best_state is not None:
+            self.network.load_state_dict(self.best_state)
+        return self.result
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def _setup(self, train: TensorData) -> None:
+        if not self.batch_size:
+            self.batch_size = auto_batch_size(len(train))
+        self.steps_per_epoch = max(1, -(-len(train) // self.batch_size))
+        if self.config.average_epochs > 0:
+            self.average = WeightAverage(self.network, self.config.average_epochs * self.steps_per_epoch)
+
+    def _validate_and_keep_best(self, validation: TensorData, epoch: EpochResult) -> dict[str, float]:
+        """Validation scores of the weights kept (averaged ones when averaging); the best are remembered."""
+        with self.average.applied() if self.average else contextlib.nullcontext():
+            scores = self._validate(validation)
+            value = scores[self.config.monitor]
+            epoch.improved = self._improves(value, self.result.best_value, higher_is_better(self.config.monitor))
+            if epoch.improved:
+                self.best_state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
+                self.result.best_epoch, self.result.best_value = epoch.epoch, float(value)
+        return scores
+
+    # --- resume -----------------------------------------------------------------------------------
+    def bookkeeping(self) -> dict[str, Any]:
+        """Everything besides tensors that a resumed run needs (stored in the checkpoint as JSON)."""
+        result = self.result
+        return {"epoch": self.epochs_done, "history": [e.row() for e in result.history],
+                "best_epoch": result.best_epoch, "best_value": result.best_value, "seconds": result.seconds,
+                "finished": self.finished, "stop_reason": (self._stop or result.stop_reason).value,
+                "average_updates": self.average.updates if self.average else 0,
+                "callbacks": {c.state_key: c.state_dict() for c in self.callbacks}}
+
+    def restore(self, saved: dict[str, Any], best: dict[str, torch.Tensor] | None,
+                averaged: dict[str, torch.Tensor] | None) -> None:
+        result = self.result
+        result.history = [EpochResult.from_row(row) for row in saved["history"]]
+        result.best_epoch, result.best_value = saved["best_epoch"], saved["best_value"]
+        result.seconds = saved.get("seconds", 0.0)
+        self.best_state = best
+        if self.average is not None and averaged is not None:
+            self.average.state = {k: v.to(self.device) for k, v in averaged.items()}
+            self.average.updates = saved.get("average_updates", 0)
+        if saved.get("finished"):
+            self._stop = StopReason(saved["stop_reason"])
+        states = saved.get("callbacks", {})
+        for callback in self.callbacks:
+            if callback.state_key in states:
+                callback.load_state_dict(states[callback.state_key])
+
+    # --- one epoch --------------------------------------------------------------------------------
     def _mixed_precision(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
         if self.device.type != "cuda" or not self.config.mixed_precision:
             return None, None
@@ -215,82 +293,13 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def fit(self, train: TensorData, validation: TensorData, resume: bool = False) -> FitResult:
-        config = self.config
-        batch_size = int(config.batch_size)
-        train, validation = train.to(self.device), validation.to(self.device)
-        steps_per_epoch = max(1, -(-len(train) // batch_size))
-        total_steps = steps_per_epoch * config.epochs
-        monitor = config.monitor
-        maximize = higher_is_better(monitor)
-        result = FitResult()
-        self.average = (WeightAverage(self.network, config.average_epochs * steps_per_epoch)
-                        if config.average_epochs > 0 else None)
-        best_state: dict[str, torch.Tensor] | None = None
-        start_epoch, bad_epochs = 0, 0
-        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            best_state, saved, averaged = load_checkpoint(self.checkpoint_path, self.network, self.optimizer)
-            if self.average is not None and averaged is not None:
-                self.average.state = {k: v.to(self.device) for k, v in averaged.items()}
-                self.average.updates = saved.get("average_updates", 0)
-            start_epoch, bad_epochs = saved["epoch"], saved["bad_epochs"]
-            result.history, result.best_epoch, result.best_value = saved["history"], saved["best_epoch"], \
-                saved["best_value"]
-            result.seconds = saved.get("seconds", 0.0)
-            if saved.get("finished"):
-                result.stop_reason = saved["stop_reason"]
-                start_epoch = config.epochs
-        started = time.perf_counter() - result.seconds
-        progress = EpochProgress(config.epochs, steps_per_epoch, self.display_metric, self.show_progress)
-        with progress:
-            progress.start(start_epoch)
-            try:
-                for epoch in range(start_epoch, config.epochs):
-                    row = self._train_epoch(train, epoch, batch_size, steps_per_epoch, total_steps, progress)
-                    with self.average.applied() if self.average else contextlib.nullcontext():
-                        row.update(self._validate(validation))
-                        value = row[f"val_{monitor}"]
-                        improved = self._improves(value, result.best_value, maximize)
-                        if improved:  # the weights validated: averaged ones when averaging
-                            best_state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
-                    row["seconds"] = time.perf_counter() - started
-                    if improved:
-                        result.best_epoch, result.best_value, bad_epochs = epoch + 1, float(value), 0
-                    else:
-                        bad_epochs += 1
-                    result.history.append(row)
-                    if self.on_epoch_end is not None:
-                        self.on_epoch_end(row)
-                    progress.end_epoch(row, improved)
-                    stop = bad_epochs >= config.patience
-                    if stop:
-                        result.stop_reason = "early stopping"
-                    last = stop or epoch + 1 == config.epochs
-                    if self.checkpoint_path is not None and ((epoch + 1) % config.checkpoint_every == 0 or last):
-                        result.seconds = time.perf_counter() - started
-                        save_checkpoint(self.checkpoint_path, self.network, self.optimizer, best_state,
-                                        self.average.state if self.average else None, {
-                                            "epoch": epoch + 1, "bad_epochs": bad_epochs, "history": result.history,
-                                            "best_epoch": result.best_epoch, "best_value": result.best_value,
-                                            "average_updates": self.average.updates if self.average else 0,
-                                            "seconds": result.seconds, "finished": last,
-                                            "stop_reason": result.stop_reason})
-                    if stop:
-                        break
-            except KeyboardInterrupt:
-                result.stop_reason = "interrupted"
-        result.seconds = time.perf_counter() - started
-        if best_state is not None:
-            self.network.load_state_dict(best_state)
-        return result
-
     @staticmethod
     def _improves(value: float, best: float | None, maximize: bool) -> bool:
         return best is None or (value > best + 1e-6 if maximize else value < best - 1e-6)
 
-    def _train_epoch(self, data: TensorData, epoch: int, batch_size: int, steps_per_epoch: int,
-                     total_steps: int, progress: EpochProgress) -> dict[str, Any]:
-        config = self.config
+    def _train_epoch(self, data: TensorData, epoch: int) -> EpochResult:
+        config, steps_per_epoch = self.config, self.steps_per_epoch
+        total_steps = steps_per_epoch * config.epochs
         seed = config.seed * 100_003 + epoch
         torch.manual_seed(seed)  # dropout and any other randomness in this epoch
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(self.device)
@@ -298,7 +307,7 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
-        for step, (index, batch, target) in enumerate(batches(data, order, batch_size, steps_per_epoch)):
+        for step, (index, batch, target) in enumerate(batches(data, order, self.batch_size, steps_per_epoch)):
             if len(index) < 2 and seen:  # a single-row remainder would break batch normalisation
                 continue
             lr = learning_rate_at(epoch * steps_per_epoch + step, total_steps, config.learning_rate,
@@ -307,7 +316,7 @@ class Trainer:
                 group["lr"] = lr * group["lr_scale"]
             with self._autocast():
                 output = self.network(batch)
-                loss = self.loss_fn(output[:, 0] if self.task == "regression" else output, target)
+                loss = self._loss(output, target, None if data.weight is None else data.weight[index])
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -319,22 +328,30 @@ class Trainer:
             if self.average is not None:
                 self.average.update()
             loss_sum += loss.detach() * len(index)
-            if self.task != "regression":
+            if not self.task.is_regression:
                 correct += (output.detach().argmax(dim=1) == target).sum()
             seen += len(index)
-            progress.step()
-        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / seen}
-        if self.task != "regression":
-            row["train_accuracy"] = float(correct) / seen
-        return row
+            self._call("on_train_batch_end", step)
+        return EpochResult(epoch=epoch + 1, lr=lr, train_loss=float(loss_sum) / seen, validation={},
+                           train_accuracy=None if self.task.is_regression else float(correct) / seen)
 
-    def _validate(self, data: TensorData) -> dict[str, Any]:
-        outputs = predict_outputs(self.network, data.inputs, self.task, self.device)
+    def _loss(self, output: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+        """The mean loss; with row weights, their weighted mean (class weights, if any, multiply in)."""
+        output = output[:, 0] if self.task.is_regression else output
+        if weight is None:
+            return self.loss_fn(output, target)
+        rows = self.row_loss_fn(output, target)  # class weights, if any, are already in each row's loss
+        classes = getattr(self.loss_fn, "weight", None)
+        norm = weight if classes is None else weight * classes[target]
+        return (rows * weight).sum() / norm.sum().clamp_min(1e-12)
+
+    def _validate(self, data: TensorData) -> dict[str, float]:
+        outputs = network_outputs(self.network, data.inputs, self.task, self.device)
         target = data.target.cpu()
         out = torch.from_numpy(outputs)
-        if self.task == "regression":
+        if self.task.is_regression:
             loss = float(nn.functional.mse_loss(out, target))
         else:  # unweighted log loss: comparable across runs whatever the class weights
             loss = float(nn.functional.nll_loss(torch.log(out.clamp_min(1e-12)), target))
         metrics = self.metric_fn(outputs, target.numpy())
-        return {"val_loss": loss, **{f"val_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}}
+        return {"loss": loss, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}

@@ -13,49 +13,63 @@ import pandas as pd
 from deepwell.config import Config
 from deepwell.data.io import TableLike
 from deepwell.errors import DataError
-from deepwell.evaluation.diagnosis import BIAS_SKILL, error_of, sampling_noise
-from deepwell.evaluation.metrics import higher_is_better
+from deepwell.evaluation.diagnosis import BIAS_SKILL, Verdict, sampling_noise
+from deepwell.evaluation.results import better
+from deepwell.pipeline.fit import fit
+from deepwell.pipeline.prepare import prepare, split
+from deepwell.pipeline.run import record
+from deepwell.pipeline.score import score
+from deepwell.reports import build_report
+from deepwell.reports.plots import data_curve as plot
+from deepwell.reports.plots import save
 from deepwell.runs.files import write_json
+from deepwell.runs.layout import RunFolder
+from deepwell.task import Task
 from deepwell.tuning.space import apply
 
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+TRACKING = ("track", "tracking_uri", "experiment", "register")
 
 
 # --- auto-capacity -------------------------------------------------------------------------------
 def auto_capacity(data: TableLike, target: str | None = None, *, config: Config | dict | str | Path | None = None,
-                  rounds: int = 3, name: str | None = None, **train_args: Any):
-    """Train, diagnose, apply the diagnosis' prescriptions, retrain — at most `rounds` runs, stopping at a good
-    fit — and return the run with the best validation metric (its `rounds` attribute lists every round)."""
-    from deepwell.workflow import train
+                  rounds: int = 3, name: str | None = None, output: str | Path = "runs", epochs: int | None = None,
+                  seed: int | None = None, quiet: bool = False, **tracking: Any):
+    """Fit, diagnose, apply the diagnosis' prescriptions, fit again — at most `rounds` fits on one prepared split,
+    stopping at a good fit — and record the fit with the best validation metric as a run (its `rounds` attribute
+    lists every round; so does auto_capacity.json in its run folder)."""
 
-    history: list[dict[str, Any]] = []
-    best = model = train(data, target, config=config, name=f"{name}-round1" if name else None, **train_args)
+    prepared = prepare(data, target, config, epochs=epochs, seed=seed)
+    current, best, history = prepared.config, None, []
     for number in range(1, rounds + 1):
-        if number > 1:
-            changes = {p.setting: p.to for p in model.diagnosis.prescriptions if p.setting}
-            current = Config.from_yaml(model.run_dir / "config.yaml").model_dump(mode="json")
-            model = train(data, config=apply(current, changes), name=f"{name}-round{number}" if name else None,
-                          **{k: v for k, v in train_args.items() if k != "epochs"})
-            history[-1]["applied"] = changes
-            if _better(model, best):
-                best = model
-        metric = model.metrics["primary_metric"]
-        history.append({"round": number, "run": str(model.run_dir), "verdict": model.diagnosis.verdict,
-                        f"validation_{metric}": model.metrics["validation"]["model"][metric],
-                        "parameters": model.parameter_count, "seconds": model.metrics["training"]["seconds"]})
-        if model.diagnosis.verdict == "good fit":
+        fitted = fit(current, prepared.splits, progress=not quiet)
+        scored = score(fitted, prepared.splits)
+        metric = scored.metrics.primary_metric
+        history.append({"round": number, "verdict": scored.diagnosis.verdict.value,
+                        f"validation_{metric}": scored.metrics.validation.primary(current.task),
+                        "parameters": fitted.network.parameter_count(),
+                        "seconds": scored.metrics.training.seconds})
+        if best is None or _better(scored, best[2]):
+            best = (current, fitted, scored, number)
+        if scored.diagnosis.verdict == Verdict.GOOD_FIT or number == rounds:
             break
+        changes = {p.setting: p.to for p in scored.diagnosis.prescriptions if p.setting}
+        history[-1]["applied"] = changes
+        current = Config.validate_dict(apply(current.model_dump(mode="json"), changes), source="auto-capacity")
+    config_kept, fitted, scored, kept = best
     for row in history:
-        row["kept"] = row["run"] == str(best.run_dir)
-    write_json(best.run_dir / "auto_capacity.json", history)
-    best.rounds = history
-    return best
+        row["kept"] = row["round"] == kept
+    prepared.config = config_kept
+    model = record(prepared, fitted, scored, output=output, name=name,
+                   **{k: v for k, v in tracking.items() if k in TRACKING})
+    write_json(RunFolder(model.run_dir).auto_capacity, history)
+    model.rounds = history
+    return model
 
 
 def _better(candidate, best) -> bool:
-    metric = best.metrics["primary_metric"]
-    new, old = candidate.metrics["validation"]["model"][metric], best.metrics["validation"]["model"][metric]
-    return new > old if higher_is_better(metric) else new < old
+    metric, task = candidate.metrics.primary_metric, candidate.metrics.task
+    return better(metric, candidate.metrics.validation.primary(task), best.metrics.validation.primary(task))
 
 
 # --- data-size learning curve ----------------------------------------------------------------------
@@ -65,7 +79,7 @@ class DataCurve:
     summary: str
     points: list[dict[str, Any]]
     error: str
-    folder: str = ""  # where the runs of the curve are
+    folder: str = ""  # where data_curve.json and data_curve.png are
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,51 +88,47 @@ class DataCurve:
 def data_curve(data: TableLike, target: str | None = None, *, config: Config | dict | str | Path | None = None,
                fractions: tuple[float, ...] = FRACTIONS, output: str | Path = "runs", epochs: int | None = None,
                seed: int | None = None, quiet: bool = True) -> DataCurve:
-    """Train on growing shares of the training split (validation fixed) and read the curve. `data` may be a
-    run folder: its data and configuration are reused and the result joins its report."""
-    from deepwell.reports import build_report
-    from deepwell.reports.plots import data_curve as plot
-    from deepwell.reports.plots import save
-    from deepwell.workflow import prepare_config, train
+    """Fit on growing shares of the training split (validation fixed, data prepared once) and read the curve.
+    `data` may be a run folder: its data and configuration are reused and the result joins its report;
+    otherwise the curve is written to OUTPUT/diagnose-<data name>/."""
 
-    run_dir = _run_folder(data)
-    if run_dir is not None:
-        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        path = (info.get("data") or {}).get("path")
+    run = _run_folder(data)
+    if run is not None:
+        path = (json.loads(run.info.read_text(encoding="utf-8")).get("data") or {}).get("path")
         if not path or not Path(path).exists():
-            raise DataError(f"{run_dir} was trained on {path or 'a DataFrame'}, which is not available; pass the "
+            raise DataError(f"{run.path} was trained on {path or 'a DataFrame'}, which is not available; pass the "
                             "data file instead: deepwell diagnose DATA --target COLUMN.")
-        data, config, folder = path, run_dir / "config.yaml", run_dir / "data_curve"
+        data, config, folder = path, run.config, run.path
     else:
         stem = Path(data).stem if isinstance(data, (str, Path)) else "dataframe"
         folder = Path(output) / f"diagnose-{stem}"
-    base, _, _ = prepare_config(data, target, config, epochs=epochs, seed=seed)
-    points = []
+        folder.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(data, target, config, epochs=epochs, seed=seed)
+    task, points = prepared.config.task, []
     for fraction in sorted(fractions):
-        sized = base.model_copy(deep=True)
+        sized = prepared.config.model_copy(deep=True)
         sized.split.train_subsample = fraction
-        model = train(data, config=sized, output=folder, name=f"rows-{round(fraction * 100)}pct", quiet=quiet,
-                      track=False)
-        task, metrics = model.task, model.metrics
-        points.append({"fraction": fraction, "rows": metrics["split"]["train"],
-                       "train_error": round(error_of(task, metrics["train"]["model"]), 4),
-                       "validation_error": round(error_of(task, metrics["validation"]["model"]), 4),
-                       "baseline_error": round(error_of(task, metrics["validation"]["baseline"]), 4),
-                       "validation_rows": metrics["validation"]["rows"], "run": str(model.run_dir)})
+        splits = split(prepared.frame, sized, prepared.source)
+        metrics = score(fit(sized, splits, progress=not quiet), splits).metrics
+        points.append({"fraction": fraction, "rows": metrics.split["train"],
+                       "train_error": round(metrics.train.error(task), 4),
+                       "validation_error": round(metrics.validation.error(task), 4),
+                       "baseline_error": round(metrics.validation.baseline_error(task), 4),
+                       "validation_rows": metrics.validation.rows})
     curve = read_curve(points, task)
     curve.folder = str(folder)
-    target_dir = run_dir or folder
-    write_json(target_dir / "data_curve.json", curve.as_dict())
-    save(plot(pd.DataFrame(points), curve.error), target_dir / "data_curve.png")
-    if run_dir is not None:
-        build_report(run_dir)
+    place = RunFolder(folder)
+    write_json(place.data_curve, curve.as_dict())
+    save(plot(pd.DataFrame(points), curve.error), place.data_curve_plot)
+    if run is not None:
+        build_report(run.path)
     return curve
 
 
-def read_curve(points: list[dict[str, Any]], task: str) -> DataCurve:
+def read_curve(points: list[dict[str, Any]], task: Task) -> DataCurve:
     """The conclusion from the last two points of the curve, against validation sampling noise (a drop must
     exceed two standard errors to count)."""
-    error = "rmse" if task == "regression" else "1 - accuracy"
+    error = task.error_name
     last, before = points[-1], points[-2] if len(points) > 1 else points[-1]
     noise = sampling_noise(task, last["validation_error"], last["validation_rows"])
     drop = before["validation_error"] - last["validation_error"]
@@ -145,7 +155,7 @@ def read_curve(points: list[dict[str, Any]], task: str) -> DataCurve:
         "error remains: regularisation is a cheaper lever than more data."), points, error)
 
 
-def _run_folder(data: Any) -> Path | None:
-    if isinstance(data, (str, Path)) and Path(data).is_dir() and (Path(data) / "run.json").is_file():
-        return Path(data)
+def _run_folder(data: Any) -> RunFolder | None:
+    if isinstance(data, (str, Path)) and RunFolder(Path(data)).info.is_file():
+        return RunFolder(Path(data))
     return None

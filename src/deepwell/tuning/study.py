@@ -1,7 +1,8 @@
 """`deepwell tune`: an Optuna search over capacity and regularisation.
 
-Each trial is an ordinary training run (same split, same seed, untracked) scored on the *validation* split;
-hopeless trials are pruned from their per-epoch validation metric. The study lives in a database (SQLite in
+The data is prepared (read, decoded, split) once; each trial is a `pipeline.fit` on that same split with the
+same seed, scored on the *validation* split; hopeless trials are pruned from their per-epoch validation metric
+(the pruning callback stops their training, and Optuna records them as pruned). The study lives in a database (SQLite in
 the study folder by default, any URL Optuna accepts for searches spread over machines), so an interrupted
 search resumes where it stopped. The given configuration is always trial 0, so the winner is never worse on
 validation than what the user started from. The winner is retrained as a normal, tracked run.
@@ -20,8 +21,10 @@ import pandas as pd
 from deepwell.config import Config
 from deepwell.data.io import TableLike
 from deepwell.errors import ConfigError
-from deepwell.evaluation.metrics import higher_is_better, primary_metric
+from deepwell.evaluation.results import higher_is_better
 from deepwell.runs.files import write_text
+from deepwell.training.state import StopReason
+from deepwell.tuning.pruning import PruneTrial
 from deepwell.tuning.space import apply, defaults, suggest
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -52,13 +55,15 @@ def tune(data: TableLike, target: str | None = None, *, config: Config | dict | 
          seed: int | None = None, quiet: bool = False, **tracking: Any) -> TuneResult:
     """Search until the study holds `trials` finished trials (or `timeout` seconds pass), then retrain the
     best configuration as a normal run. `tracking` goes to the final `train` (tracking_uri, experiment …)."""
-    from deepwell.workflow import prepare_config, train
+    from deepwell.pipeline.fit import fit
+    from deepwell.pipeline.prepare import prepare
+    from deepwell.pipeline.run import train
 
     optuna = _optuna()
-    resolved, frame_rows, source = prepare_config(data, target, config, epochs=epochs, seed=seed)
+    prepared = prepare(data, target, config, epochs=epochs, seed=seed)
+    resolved, source = prepared.config, prepared.source
     base = resolved.model_dump(mode="json")
-    task = resolved.task
-    metric = primary_metric(task)
+    metric = resolved.task.primary_metric
     name = study_name or f"tune-{Path(source).stem if source != 'dataframe' else 'dataframe'}"
     folder = Path(output) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,26 +76,20 @@ def tune(data: TableLike, target: str | None = None, *, config: Config | dict | 
         load_if_exists=True, direction="maximize" if higher_is_better(metric) else "minimize",
         sampler=optuna.samplers.TPESampler(seed=resolved.training.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=3))
-    train_rows = int(frame_rows * resolved.split.train)
+    train_rows = len(prepared.splits.train)
     if not study.trials:
         study.enqueue_trial(defaults(base, train_rows), user_attrs={"origin": "given configuration"})
 
     def objective(trial) -> float:
         changes = suggest(trial, base, train_rows)
         trial_config = Config.validate_dict(apply(base, changes), source=f"trial {trial.number}")
-
-        def report(row: dict[str, Any]) -> None:
-            trial.report(float(row[f"val_{metric}"]), int(row["epoch"]))
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
         started = time.perf_counter()
-        model = train(data, config=trial_config, output=folder / "trials", name=f"trial-{trial.number:03d}",
-                      quiet=True, track=False, on_epoch_end=report)
-        trial.set_user_attr("parameters", model.parameter_count)
+        fitted = fit(trial_config, prepared.splits, callbacks=[PruneTrial(trial, metric)])
+        trial.set_user_attr("parameters", fitted.network.parameter_count())
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
-        trial.set_user_attr("run_dir", str(model.run_dir))
-        return float(model.metrics["validation"]["model"][metric])
+        if fitted.result.stop_reason == StopReason.PRUNED:
+            raise optuna.TrialPruned()
+        return fitted.best_validation(metric)
 
     finished = sum(t.state.name in FINISHED for t in study.trials)
     remaining = max(0, trials - finished)

@@ -1,0 +1,36 @@
+"""Running a network on tensors: the device choice and the batched forward pass in eval mode.
+
+Training (validation) and prediction both call `network_outputs`, so a model scores the same rows the same way
+wherever it runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepwell.errors import ConfigError
+from deepwell.task import Task
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device is 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'.")
+    return torch.device(choice)
+
+
+def network_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: Task, device: torch.device,
+                    batch_size: int = 4096) -> np.ndarray:
+    """Probabilities (classification) or standardised values (regression) for every row, in eval mode."""
+    network.eval()
+    rows = len(next(iter(inputs.values())))
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, rows, batch_size):
+            batch = {k: v[start:start + batch_size].to(device) for k, v in inputs.items()}
+            out = network(batch).float()
+            outputs.append(out[:, 0] if task.is_regression else out.softmax(dim=1))
+    return torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0,))

@@ -1,0 +1,111 @@
+"""Fit: a resolved configuration and its splits → fitted preprocessing + trained network.
+
+Knows nothing of run folders, MLflow or reports: the run (pipeline/run.py), tuning, the capacity search, the
+scikit-learn estimators and the benchmarks all call `fit` and decide themselves what to keep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepwell import __version__
+from deepwell.config import Config
+from deepwell.data.split import Splits
+from deepwell.evaluation.metrics import classification_metrics, fit_baseline, regression_metrics
+from deepwell.features.pipeline import Preprocessor
+from deepwell.features.target import TargetEncoder
+from deepwell.model import Model
+from deepwell.models.network import TabularNetwork
+from deepwell.training.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
+from deepwell.training.state import FitResult
+from deepwell.training.trainer import MetricFn, TensorData, Trainer
+
+
+@dataclass
+class Fitted:
+    """The outcome of `fit`: the network is at its best epoch (in eval mode on `device`)."""
+
+    config: Config
+    preprocessor: Preprocessor
+    network: TabularNetwork
+    result: FitResult
+    baseline: dict[str, Any]  # the trivial model fitted on the training split
+    device: str
+    train: TensorData  # the tensors trained and validated on (scoring re-uses them)
+    validation: TensorData
+
+    def meta(self) -> dict[str, Any]:
+        config = self.config
+        return {"deepwell_version": __version__, "task": config.task.value, "target": config.target,
+                "baseline": self.baseline, "parameters": self.network.parameter_count(),
+                "best_epoch": self.result.best_epoch}
+
+    def model(self, run_dir: Path | None = None) -> Model:
+        return Model(self.preprocessor, self.network, self.meta(), run_dir=run_dir)
+
+    def best_validation(self, metric: str) -> float:
+        """The validation value of `metric` at the best epoch (what the returned weights score)."""
+        return float(self.result.history[self.result.best_epoch - 1].validation[metric])
+
+
+def fit_preprocessor(config: Config, splits: Splits) -> Preprocessor:
+    return Preprocessor.fit(splits.train, config.columns, TargetEncoder(config.target, config.task))
+
+
+def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = None,
+        callbacks: Sequence[Callback] = (), progress: bool = False, checkpoint: Path | None = None,
+        resume: bool = False) -> Fitted:
+    """Train a network on `splits.train`, early-stopped on `splits.validation`.
+
+    `callbacks` run after early stopping and before the progress bar and the checkpoint (saved every
+    `training.checkpoint_every` epochs to `checkpoint`, which `resume` continues from).
+    """
+    seed = config.training.seed
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    preprocessor = preprocessor or fit_preprocessor(config, splits)
+    target = preprocessor.target
+    train = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train),
+                       _weights(splits.train, config.weight_column))
+    validation = TensorData(preprocessor.transform(splits.validation),
+                            preprocessor.transform_target(splits.validation))
+    outputs = 1 if config.task.is_regression else len(target.classes)
+    network = TabularNetwork(preprocessor.encoder_specs(), config.model, outputs)
+    y_train = train.target.numpy()
+    baseline = fit_baseline(config.task, target.unscale(y_train) if config.task.is_regression else y_train, outputs)
+    chain: list[Callback] = [EarlyStopping(config.training.patience), *callbacks]
+    if progress:
+        chain.append(ProgressBar(config.task.primary_metric))
+    if checkpoint is not None:
+        chain.append(Checkpoint(checkpoint, config.training.checkpoint_every))
+    trainer = Trainer(network, config.task, config.training, metric_fn(target),
+                      class_weights=class_weights(config, y_train, outputs), callbacks=chain)
+    result = trainer.fit(train, validation, resume_from=checkpoint if resume else None)
+    return Fitted(config, preprocessor, network.eval(), result, baseline, str(trainer.device), train, validation)
+
+
+def _weights(rows, column: str | None) -> torch.Tensor | None:
+    if column is None:
+        return None
+    return torch.tensor(pd.to_numeric(rows[column]).to_numpy(np.float32))
+
+
+def metric_fn(target: TargetEncoder) -> MetricFn:
+    """(network outputs, encoded targets) → the task's metrics in the user's units."""
+    if target.task.is_regression:
+        return lambda out, y: regression_metrics(target.unscale(y), target.unscale(out))
+    return lambda out, y: classification_metrics(y, out, target.classes, detailed=False)
+
+
+def class_weights(config: Config, y_train: np.ndarray, n_classes: int) -> torch.Tensor | None:
+    if config.task.is_regression or config.training.class_weight == "none":
+        return None
+    counts = np.bincount(y_train, minlength=n_classes).astype(float)
+    return torch.tensor(len(y_train) / (n_classes * np.clip(counts, 1, None)), dtype=torch.float32)

@@ -1,0 +1,231 @@
+"""Prepare: raw data → a fully resolved configuration, labelled rows with decoded files, and three splits.
+
+Nothing here trains; `pipeline.fit` starts from a `Prepared`, and tuning prepares once for all its trials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from deepwell.config import AudioOptions, ColumnConfig, Config, ImageOptions
+from deepwell.data.folders import SPLIT as FOLDER_SPLIT
+from deepwell.data.folders import TARGET as FOLDER_TARGET
+from deepwell.data.folders import folder_table
+from deepwell.data.identity import DataIdentity
+from deepwell.data.inference import infer_column_type, infer_task, profile_table
+from deepwell.data.io import TableLike, as_frame
+from deepwell.data.split import Splits, split_table
+from deepwell.errors import ConfigError, DataError, did_you_mean, warn
+from deepwell.features.number import to_numbers
+from deepwell.pipeline.files import SkippedFile, load_files
+from deepwell.task import Task
+
+MONITORS = {"classification": {"loss", "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"},
+            "regression": {"loss", "rmse", "mae", "r2"}}
+ConfigLike = Config | dict | str | Path | None
+
+
+@dataclass
+class Prepared:
+    """Everything training needs from the data, resolved once."""
+
+    config: Config  # every `auto` resolved: column types, task, batch size, file options
+    splits: Splits
+    source: str  # the data's name in messages ("dataframe" for a DataFrame)
+    frame: pd.DataFrame  # labelled rows, files decoded (the data profile reads it)
+    identity: DataIdentity
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+
+def prepare(data: TableLike, target: str | None = None, config: ConfigLike = None, *, epochs: int | None = None,
+            seed: int | None = None) -> Prepared:
+    """Read `data` (table file, class folders or DataFrame), resolve the config, decode files, split."""
+    frame, source, target, config = read_data(data, target, config)
+    resolved = resolve(frame, source, target, config, epochs, seed)
+    identity = DataIdentity.of(data, frame)
+    frame = labelled_rows(frame, resolved, source)
+    frame, skipped = load_files(frame, resolved, base_dir_of(data), source)
+    splits = split(frame, resolved, source)
+    if resolved.training.batch_size == "auto":
+        from deepwell.training.trainer import auto_batch_size
+
+        resolved.training.batch_size = auto_batch_size(len(splits.train))
+    return Prepared(resolved, splits, run_source(data, source), frame, identity, skipped)
+
+
+def prepare_again(data: TableLike, config: Config, recorded: DataIdentity | None, run: str) -> Prepared:
+    """The same preparation as run `run`'s first one, from its saved (resolved) config; refuses changed data."""
+    frame, source, _, _ = read_data(data, config.target, config)
+    identity = DataIdentity.of(data, frame)
+    if recorded is not None and identity.digest != recorded.digest:
+        what = source if isinstance(data, (str, Path)) else "The DataFrame"
+        raise DataError(f"{what} changed since run {run} started; resuming on different data would not "
+                        "reproduce the run. Start a new run instead.")
+    frame = labelled_rows(frame, config, source)
+    frame, skipped = load_files(frame, config, base_dir_of(data), source)
+    return Prepared(config, split(frame, config, source), run_source(data, source), frame, identity, skipped)
+
+
+def run_source(data: TableLike, source: str) -> str:
+    return source if isinstance(data, (str, Path)) else "dataframe"
+
+
+def resolved_config(data: TableLike, target: str | None, config: ConfigLike, *, epochs: int | None = None,
+                    seed: int | None = None) -> Config:
+    """The resolved configuration alone (column types and task), without decoding or splitting."""
+    frame, source, target, config = read_data(data, target, config)
+    return resolve(frame, source, target, config, epochs, seed)
+
+
+# --- configuration -----------------------------------------------------------------------------
+def load_config(config: Config | dict | str | Path | None, target: str | None) -> Config:
+    """A Config from an object, a dict or a YAML path; `target` (when given) overrides the config's."""
+    if isinstance(config, Config):
+        resolved = config.model_copy(deep=True)
+    elif isinstance(config, (str, Path)):
+        resolved = Config.from_yaml(config, target=target)
+    elif isinstance(config, dict):
+        resolved = Config.validate_dict({**config, **({"target": target} if target else {})})
+    elif config is None:
+        if not target:
+            raise ConfigError("No target column given: pass --target COLUMN (or target= in Python).")
+        resolved = Config(target=target)
+    else:
+        raise ConfigError(f"config must be a Config, a dict or a YAML path, got {type(config).__name__}.")
+    if target:
+        resolved.target = target
+    return resolved
+
+
+def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
+    """Fill in what the config leaves open: each column's type and the task. Checks names against the data."""
+    config = config.model_copy(deep=True)
+    if config.target not in frame.columns:
+        raise DataError(f"{source}: target column {config.target!r} is not in the table."
+                        f"{did_you_mean(config.target, frame.columns)} Columns: {', '.join(frame.columns)}.")
+    unknown = [c for c in config.columns if c not in frame.columns]
+    if unknown:
+        hints = "".join(did_you_mean(c, frame.columns) for c in unknown)
+        raise ConfigError(f"The config describes column(s) {', '.join(map(repr, unknown))} that {source} "
+                          f"does not have.{hints}")
+    if config.weight_column is not None and config.weight_column not in frame.columns:
+        raise ConfigError(f"weight_column {config.weight_column!r} is not a column of {source}."
+                          f"{did_you_mean(config.weight_column, frame.columns)}")
+    skip = {config.target, config.split.column, config.weight_column}
+    columns: dict[str, ColumnConfig] = {}
+    for name in frame.columns:
+        if name in skip:
+            continue
+        if name in config.columns:
+            columns[name] = config.columns[name]
+            continue
+        kind, note = infer_column_type(frame[name])
+        if kind == "empty":
+            raise DataError(f"{source}: column {name!r} is empty in every row. An empty column often means a "
+                            "wrong delimiter or header; if it is expected, exclude it with "
+                            f"`columns: {{{name}: {{type: ignore}}}}` in the config.")
+        if kind == "id":
+            warn(f"{source}: column {name!r} looks like an identifier ({note}); it is not used as an input. "
+                 f"Set its type in the config to use it.")
+        columns[name] = ColumnConfig(type=kind)
+    for column in columns.values():  # file columns show their options in the resolved config
+        if column.type == "image" and column.image is None:
+            column.image = ImageOptions()
+        if column.type == "audio" and column.audio is None:
+            column.audio = AudioOptions()
+    config.columns = columns
+    if config.task == "auto":
+        config.task = infer_task(frame[config.target], config.target)
+    return config
+
+
+def resolve(frame: pd.DataFrame, source: str, target: str | None, config: Any, epochs: int | None,
+            seed: int | None) -> Config:
+    """The configuration with overrides applied and every `auto` resolved from the data."""
+    resolved = load_config(config, target)
+    if epochs is not None:
+        resolved.training.epochs = epochs
+    if seed is not None:
+        resolved.training.seed = seed
+    resolved = resolve_config(frame, resolved, source)
+    _check_monitor(resolved)
+    return resolved
+
+
+def _check_monitor(config: Config) -> None:
+    family = config.task.family
+    if config.training.monitor not in MONITORS[family]:
+        raise ConfigError(f"training.monitor {config.training.monitor!r} is not a {family} metric; "
+                          f"choose one of {', '.join(sorted(MONITORS[family]))}.")
+
+
+def describe(data: TableLike, target: str | None = None) -> pd.DataFrame:
+    """One row per column: inferred type, dtype, missing and distinct counts, examples, notes."""
+    frame, _ = as_frame(data)
+    return pd.DataFrame([p.as_dict() for p in profile_table(frame, target)])
+
+
+# --- rows -----------------------------------------------------------------------------------------
+def read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.DataFrame, str, str | None, Any]:
+    """A folder of class folders is read as a table of paths with `label` (and `split`) columns."""
+    if isinstance(data, (str, Path)) and Path(data).is_dir():
+        frame, _ = folder_table(data)
+        if config is None:  # class folders are categories, even when named 0, 1, 2 …
+            task = Task.BINARY if frame[FOLDER_TARGET].nunique() == 2 else Task.MULTICLASS
+            config = {"target": target or FOLDER_TARGET, "task": task}
+            if FOLDER_SPLIT in frame.columns:
+                config["split"] = {"column": FOLDER_SPLIT}
+        return frame, str(data), target, config
+    frame, source = as_frame(data)
+    return frame, source, target, config
+
+
+def base_dir_of(data: TableLike) -> Path | None:
+    """Relative file paths in a table are relative to the table file's folder."""
+    return Path(data).parent if isinstance(data, (str, Path)) and not Path(data).is_dir() else None
+
+
+def labelled_rows(frame: pd.DataFrame, config: Config, source: str) -> pd.DataFrame:
+    """Rows with a target value, checked against the task (numeric for regression, ≥ 2 classes otherwise)."""
+    target = frame[config.target]
+    present = target.notna() & (target.astype("string").str.strip() != "").fillna(False)
+    if not present.any():
+        raise DataError(f"{source}: target column {config.target!r} has no values (every row is empty).")
+    if not present.all():
+        warn(f"{source}: {int((~present).sum())} row(s) have no value in target {config.target!r} and are "
+             "left out of training and evaluation.")
+        frame = frame[present.to_numpy()].reset_index(drop=True)
+    if config.task.is_regression:
+        try:
+            to_numbers(frame[config.target], config.target, strict=True)
+        except DataError as exc:
+            raise DataError(f"{source}: the task is regression, so the target must hold numbers. {exc} "
+                            "For categories, set `task: multiclass` in the config.") from None
+    elif frame[config.target].nunique() < 2:
+        raise DataError(f"{source}: target column {config.target!r} holds a single class "
+                        f"({frame[config.target].iloc[0]!r}); classification needs at least two classes.")
+    if config.weight_column is not None:
+        _check_weights(frame[config.weight_column], source)
+    return frame
+
+
+def _check_weights(column: pd.Series, source: str) -> None:
+    weights = pd.to_numeric(column, errors="coerce")
+    bad = column.index[weights.isna() | (weights < 0)].tolist()
+    if bad:
+        raise DataError(f"{source}: weight column {column.name!r} must hold numbers ≥ 0; rows {bad[:5]} hold "
+                        f"{column[bad[:5]].tolist()}" + (f" ({len(bad) - 5} more)" if len(bad) > 5 else "") + ".")
+    if not (weights > 0).any():
+        raise DataError(f"{source}: every value of weight column {column.name!r} is 0; nothing would be learned.")
+
+
+def split(frame: pd.DataFrame, config: Config, source: str) -> Splits:
+    stratify = config.target if not config.task.is_regression and config.split.stratify else None
+    return split_table(frame, config.split, seed=config.training.seed, stratify_by=stratify, source=source,
+                       target=config.target)
+
+

@@ -1,0 +1,8 @@
+"""Callbacks: what happens around the training loop, one concern per module (see base.Callback)."""
+
+from deepwell.training.callbacks.base import Callback
+from deepwell.training.callbacks.checkpoint import Checkpoint
+from deepwell.training.callbacks.early_stopping import EarlyStopping
+from deepwell.training.callbacks.progress import ProgressBar
+
+__all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar"]
