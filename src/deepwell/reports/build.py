@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 
 from deepwell.errors import ModelFileError
-from deepwell.evaluation.results import better
+from deepwell.evaluation.results import RunMetrics, better
 from deepwell.reports import plots
 from deepwell.reports.diagnosis import render_data_curve, render_diagnosis
 from deepwell.reports.page import esc, figure, page, table
@@ -41,8 +41,8 @@ class RunFiles:
         return self._json(self.run.info)
 
     @cached_property
-    def metrics(self) -> dict[str, Any]:
-        return self._json(self.run.metrics)
+    def metrics(self) -> RunMetrics:
+        return RunMetrics.from_dict(self._json(self.run.metrics))
 
     @cached_property
     def profile(self) -> dict[str, Any]:
@@ -69,17 +69,17 @@ class RunFiles:
 
 # --- sections ------------------------------------------------------------------------------------
 def overview(files: RunFiles) -> str:
-    info, metrics, training = files.info, files.metrics, files.metrics.get("training", {})
-    test = (metrics.get("test") or {})
-    primary = metrics.get("primary_metric", "")
-    model, baseline = (test.get("model") or {}).get(primary), (test.get("baseline") or {}).get(primary)
+    info, metrics = files.info, files.metrics
+    training, primary = metrics.training, metrics.primary_metric
+    model = metrics.test.model.get(primary) if metrics.test else None
+    baseline = metrics.test.baseline.get(primary) if metrics.test else None
     rows = [("status", info.get("status", "?")), ("data", (info.get("data") or {}).get("path") or "DataFrame"),
-            ("task", metrics.get("task")), ("target", metrics.get("target")),
+            ("task", metrics.task.value), ("target", metrics.target),
             ("rows (train / validation / test)", " / ".join(str(v) for v in (info.get("split") or {}).values())),
-            ("parameters", training.get("parameters")), ("epochs run (best)",
-                                                        f"{training.get('epochs_run')} ({training.get('best_epoch')})"),
-            ("stopped by", training.get("stop_reason")), ("training time (s)", training.get("seconds")),
-            ("device", training.get("device")), ("deepwell", info.get("deepwell_version"))]
+            ("parameters", training.parameters),
+            ("epochs run (best)", f"{training.epochs_run} ({training.best_epoch})"),
+            ("stopped by", training.stop_reason.value), ("training time (s)", training.seconds),
+            ("device", training.device), ("deepwell", info.get("deepwell_version"))]
     if model is not None:
         verdict = "good" if _better(primary, model, baseline) else "bad"
         rows.insert(0, (f"test {primary}", f"{model:.4f} (trivial baseline {baseline:.4f})"))
@@ -109,9 +109,8 @@ def data_profile(files: RunFiles) -> str | None:
 
 
 def configuration(files: RunFiles) -> str:
-    training = files.metrics.get("training", {})
     model = files.config.get("model", {})
-    out = f"<p>{training.get('parameters', 0):,} trainable parameters; " + ", ".join(
+    out = f"<p>{files.metrics.training.parameters:,} trainable parameters; " + ", ".join(
         f"{esc(k)} {esc(v)}" for k, v in model.items()) + ".</p>"
     return out + f"<details><summary>config.yaml</summary><pre>{esc(yaml.safe_dump(files.config, sort_keys=False))}" \
                  "</pre></details>"
@@ -121,7 +120,7 @@ def learning_curves(files: RunFiles) -> str | None:
     history = files.history
     if history.empty:
         return None
-    metric = files.metrics.get("primary_metric")
+    metric = files.metrics.primary_metric
     return f'<div class="figures">{figure(plots.learning_curves(history, metric), "learning curves")}</div>'
 
 
@@ -129,17 +128,18 @@ def evaluation(files: RunFiles) -> str:
     metrics = files.metrics
     rows = []
     for split in ("test", "validation"):
-        result = metrics.get(split) or {}
-        model, baseline = result.get("model") or {}, result.get("baseline") or {}
-        for name, value in model.items():
+        result = getattr(metrics, split)
+        if result is None:
+            continue
+        for name, value in result.model.items():
             if isinstance(value, (int, float)):
-                rows.append((split, name, float(value), baseline.get(name)))
+                rows.append((split, name, float(value), result.baseline.get(name)))
     out = table(["split", "metric", "model", "trivial baseline"], rows)
-    predictions, target = files.predictions, metrics.get("target")
+    predictions, target = files.predictions, metrics.target
     if predictions.empty or target not in predictions:
         return out + '<p class="muted">No test predictions to plot.</p>'
     figures = []
-    if metrics.get("task") == "regression":
+    if metrics.task.is_regression:
         figures.append(figure(plots.residuals(predictions[target].to_numpy(float),
                                               predictions["prediction"].to_numpy(float)), "residual plot"))
     else:
@@ -201,7 +201,7 @@ def build_report(run_dir: str | Path) -> Path:
         body = render(files)
         if body is not None:
             sections.append((anchor, title, body))
-    subtitle = f"{files.metrics.get('task', '')} model of {files.metrics.get('target', '')} · {run.path.name}"
+    subtitle = f"{files.metrics.task.value} model of {files.metrics.target} · {run.path.name}"
     write_text(run.report, page(f"deepwell run {run.path.name}", subtitle, sections))
     return run.report
 
