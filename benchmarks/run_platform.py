@@ -60,7 +60,7 @@ def adult_metrics() -> dict:
         model = dw.train(str(ADULT), target="income", seed=42, output=work, quiet=True, track=False)
         metrics = json.loads((Path(model.run_dir) / "metrics.json").read_text())
         history = (Path(model.run_dir) / "history.csv").read_text().splitlines()
-    metrics["training"].pop("seconds", None)
+    metrics["training"].pop("seconds", None)  # the reference learner (scikit-learn's) is left out: not ours
     return {"test": metrics["test"]["model"], "validation": metrics["validation"]["model"],
             "train": metrics["train"]["model"],
             "training": metrics["training"], "history_val_loss": [row.split(",")[history[0].split(",").index(
@@ -83,8 +83,8 @@ def main() -> None:
     stored = json.loads(path.read_text()) if path.exists() else {}
     stored[label] = result
     if "before" in stored and "after" in stored and stored["before"]["adult_seed42"]:
-        same = {k: stored["before"]["adult_seed42"][k] == stored["after"]["adult_seed42"][k]
-                for k in stored["before"]["adult_seed42"]}
+        before, after = stored["before"]["adult_seed42"], stored["after"]["adult_seed42"]
+        same = {k: before[k] == after[k] for k in after}
         stored["adult_identical"] = same
     path.write_text(json.dumps(stored, indent=1))
     lines = ["| | " + " | ".join(stored_label for stored_label in stored if stored_label != "adult_identical") + " |",
