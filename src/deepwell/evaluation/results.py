@@ -43,7 +43,7 @@ class SplitScores:
     def from_dict(cls, data: dict[str, Any] | None) -> SplitScores | None:
         if not data:
             return None
-        if isinstance(data.get("model"), str):  # a reference as run folders before 0.2 stored it: flat metrics
+        if isinstance(data.get("model"), str):  # a reference as older run folders stored it: flat metrics
             scores = {k: v for k, v in data.items() if k not in ("model", "rows")}
             return cls(int(data.get("rows", 0)), {"learner": data["model"], **scores}, {})
         return cls(int(data.get("rows", 0)), dict(data.get("model") or {}), dict(data.get("baseline") or {}))
