@@ -100,6 +100,37 @@ def test_invalid_config_value(tmp_path):
         dw.Config.from_yaml(path)
 
 
+def test_config_mistakes_name_the_line_the_value_and_the_fix(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("target: y\ntraining:\n  epocs: 10\n  learning_rate: ten\n"
+                    "columns:\n  age:\n    type: number\n    on_bad_file: skip\n")
+    with pytest.raises(ConfigError) as caught:
+        dw.Config.from_yaml(path)
+    message = str(caught.value)
+    assert "training.epocs (line 3): unknown setting 'epocs'. Did you mean 'epochs'?" in message
+    assert "training.learning_rate (line 4)" in message and "(got 'ten')" in message
+    assert "columns.age.on_bad_file (line 8)" in message and "belongs in the top level of the config" in message
+
+
+def test_a_free_text_target_is_refused_in_one_paragraph_naming_label_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    words = np.array(["free", "win", "call", "now", "later", "home", "tea", "prize", "meet", "ok"])
+    texts = [" ".join(rng.choice(words, 8)) + f" {i}" for i in range(400)]
+    table = pd.DataFrame({"text": texts, "label": rng.choice(["ham", "spam"], 400)})
+    with pytest.raises(DataError, match=r"'text' looks like free text \(400 distinct values in 400 rows\).*"
+                                        r"Columns that look like labels: 'label' \(2 values\)") as caught:
+        dw.train(table, target="text", output=tmp_path, **FAST)
+    assert len(str(caught.value)) < 600
+    assert not list(tmp_path.iterdir())  # no failed run folder left behind
+
+
+def test_listing_shows_a_few_values_and_counts_the_rest():
+    from deepwell.errors import listing
+
+    assert listing(["a", "b", "c"], shown=2) == "'a', 'b' and 1 more"
+    assert listing(range(3), quote=False) == "0, 1, 2"
+
+
 # --- prediction time -------------------------------------------------------------------------
 def test_missing_input_columns_are_named(model, table):
     with pytest.raises(DataError, match=r"lacks input column\(s\) the model needs: 'colour'"):
@@ -125,6 +156,15 @@ def test_wrong_value_type_names_column_and_row(model, table):
     rows.loc[2, "amount"] = "twelve"
     with pytest.raises(DataError, match=r"Column 'amount' expects numbers.*row 2: 'twelve'"):
         model.predict(rows)
+
+
+def test_a_wrong_value_in_a_csv_names_the_file_and_its_line(model, table, tmp_path):
+    rows = table.head(4).astype({"amount": object})
+    rows.loc[1, "amount"] = "twelve"
+    path = tmp_path / "new.csv"
+    rows.drop(columns="label").to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"new\.csv: Column 'amount' expects numbers.*line 3: 'twelve'"):
+        model.predict(path)  # line 1 is the header, so the second row is line 3
 
 
 def test_evaluate_needs_the_target(model, table):

@@ -6,8 +6,10 @@ automatic batch size, task) is written to the run folder as `config.yaml`.
 
 from __future__ import annotations
 
+import difflib
+import typing
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -135,6 +137,8 @@ class ModelConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
+    """How the network is optimised: epochs, batch, learning rate and its schedule, early stopping, device."""
+
     epochs: int = Field(60, ge=1, description="upper bound; early stopping usually ends sooner")
     batch_size: int | Literal["auto"] = "auto"
     learning_rate: float = Field(1e-3, gt=0)
@@ -151,6 +155,9 @@ class TrainingConfig(_Strict):
     class_weight: Literal["none", "balanced"] = "none"
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="CPU threads for training; auto: the CPUs this process may use (affinity, container "
+        "quota), or $DEEPWELL_THREADS")
     mixed_precision: bool = Field(True, description="bfloat16/float16 autocast when training on CUDA")
     checkpoint_every: int = Field(1, ge=1, description="epochs between crash-safe checkpoints")
 
@@ -181,7 +188,8 @@ class Config(_Strict):
     def from_yaml(cls, path: str | Path, **overrides: object) -> Config:
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+            raw = yaml.safe_load(text) or {}
         except FileNotFoundError:
             raise ConfigError(f"Config file {path} does not exist.") from None
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -189,19 +197,89 @@ class Config(_Strict):
         if not isinstance(raw, dict):
             raise ConfigError(f"Config file {path} must hold a mapping (key: value), got {type(raw).__name__}.")
         raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.validate_dict(raw, source=str(path))
+        return cls.validate_dict(raw, source=str(path), lines=yaml_lines(text))
 
     @classmethod
-    def validate_dict(cls, raw: dict, source: str = "config") -> Config:
+    def validate_dict(cls, raw: dict, source: str = "config", lines: dict[tuple, int] | None = None) -> Config:
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, source)) from None
+            raise ConfigError(format_validation_error(exc, source, lines or {})) from None
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source} is not a valid deepwell configuration:"]
+def format_validation_error(exc: ValidationError, source: str, lines: dict[tuple, int]) -> str:
+    """One line per problem: where (dotted path, and the YAML line), what is wrong, the value received, and
+    for an unknown setting the closest known names or where that setting belongs."""
+    out = [f"{source} is not a valid deepwell configuration:"]
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {err['msg']}")
-    return "\n".join(lines)
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        place = f"{where} (line {line})" if line else where
+        if err["type"] == "extra_forbidden":
+            message = f"unknown setting {loc[-1]!r}.{_known_setting_hint(loc)}"
+        else:
+            value = err.get("input")
+            received = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+            message = f"{err['msg']}{received}"
+        out.append(f"  - {place}: {message}")
+    return "\n".join(out)
+
+
+def yaml_lines(text: str) -> dict[tuple, int]:
+    """Key path → 1-based line of that key in a YAML mapping document (for error messages)."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    found: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                found[(*path, key.value)] = key.start_mark.line + 1
+                walk(value, (*path, key.value))
+
+    if root is not None:
+        walk(root, ())
+    return found
+
+
+SECTIONS: dict[str, type[BaseModel]] = {}  # filled below: where each settings class sits in a config
+
+
+def _known_setting_hint(loc: tuple) -> str:
+    """Did-you-mean among the settings allowed at `loc`, or the place where a setting of that name belongs."""
+    name, parent = str(loc[-1]), _section_at(loc[:-1])
+    if parent is not None:
+        close = difflib.get_close_matches(name, list(parent.model_fields), n=3, cutoff=0.6)
+        if close:
+            return f" Did you mean {', '.join(repr(c) for c in close)}?"
+    homes = [place for place, model in SECTIONS.items() if name in model.model_fields]
+    if homes:
+        return f" {name!r} belongs in {' or '.join(homes)}" + ("." if parent is None else ", not here.")
+    if parent is not None:
+        return f" Settings here: {', '.join(parent.model_fields)}."
+    return ""
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    """The settings class at a config path such as ('training',) or ('columns', 'age', 'image')."""
+    model: type[BaseModel] | None = Config
+    keys = list(loc)
+    while keys and model is not None:
+        field = model.model_fields.get(str(keys.pop(0)))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict:  # columns: {name: ColumnConfig}
+            keys and keys.pop(0)
+            annotation = typing.get_args(annotation)[1]
+        model = next((a for a in (annotation, *typing.get_args(annotation))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return model
+
+
+SECTIONS.update({"the top level of the config": Config, "training:": TrainingConfig, "model:": ModelConfig,
+                 "split:": SplitConfig, "columns.<name>:": ColumnConfig, "columns.<name>.text:": TextOptions,
+                 "columns.<name>.image:": ImageOptions, "columns.<name>.audio:": AudioOptions})

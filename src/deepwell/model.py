@@ -19,6 +19,7 @@ from deepwell.inference.predict import Inputs, predict, predict_frame
 from deepwell.models.network import TabularNetwork
 from deepwell.runs.layout import RunFolder
 from deepwell.runs.model_files import load_model_folder, save_model_folder
+from deepwell.runtime import use_threads
 from deepwell.task import Task
 
 
@@ -39,6 +40,7 @@ class Model:
         self.diagnosis = diagnosis
         self.device = resolve_device("auto")
         self.network.to(self.device)
+        use_threads()
 
     # --- what the model is -------------------------------------------------------------------
     @property
@@ -93,7 +95,7 @@ class Model:
         frame, source = as_frame(data)
         if self.target not in frame.columns:
             raise DataError(f"{source}: evaluation needs the target column {self.target!r}, which is missing.")
-        frame = frame[frame[self.target].notna()].reset_index(drop=True)
+        frame = frame[frame[self.target].notna()]  # the index still names each row's place in the file
         if frame.empty:
             raise DataError(f"{source}: no rows with a value in the target column {self.target!r}.")
         base_dir = Path(data).parent if isinstance(data, (str, Path)) else None

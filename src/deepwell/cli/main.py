@@ -6,6 +6,7 @@ Errors a user can cause (DeepwellError) are printed as one paragraph and exit wi
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -17,15 +18,20 @@ from rich.panel import Panel
 
 from deepwell import __version__
 from deepwell.errors import DeepwellError
+from deepwell.runtime import prefer_passive_waiting
 
 app = typer.Typer(help="deepwell: train, evaluate and use deep networks on your own data.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 errors = Console(stderr=True)
+INTERRUPTED = 130  # exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells use
 
 DataArg = Annotated[Path, typer.Argument(help="Table file: CSV, TSV, Parquet or JSONL.", show_default=False)]
 ModelArg = Annotated[Path, typer.Argument(help="Run folder, model folder, or models:/NAME@ALIAS.",
                                           show_default=False)]
+Threads = Annotated[int | None, typer.Option(
+    min=1, help="CPU threads (default: the CPUs this process may use; or $DEEPWELL_THREADS). Lower it when "
+    "other work shares the machine.", show_default=False)]
 TrackingUri = Annotated[str | None, typer.Option(
     help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")]
 models_app = typer.Typer(help="The MLflow model registry: list versions, promote one to an alias.",
@@ -39,6 +45,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def run() -> None:
     """Entry point: the console script calls this, so every command shares one error handler."""
+    prefer_passive_waiting()  # before torch is imported: idle OpenMP threads sleep instead of spinning
     warnings.showwarning = _show_warning
     try:
         app()  # standalone: typer handles usage errors (exit 2) and Ctrl-C itself
@@ -46,6 +53,12 @@ def run() -> None:
         errors.print(Panel(str(exc), title="[red]deepwell error[/]", title_align="left", expand=False),
                      highlight=False)
         sys.exit(2)
+
+
+def _use_threads(threads: int | None) -> None:
+    """--threads: for this process, as $DEEPWELL_THREADS would (a config's training.threads still wins)."""
+    if threads is not None:
+        os.environ["DEEPWELL_THREADS"] = str(threads)
 
 
 @app.command()
@@ -70,12 +83,14 @@ def train(
         "--auto-capacity", help="Train, diagnose, apply the prescribed capacity change, retrain; keep the best.")]
     = False,
     rounds: Annotated[int, typer.Option(help="--auto-capacity: at most this many runs.", min=1)] = 3,
+    threads: Threads = None,
 ) -> None:
     """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
     import deepwell
     from deepwell.cli import render
     from deepwell.runs.layout import RunFolder
 
+    _use_threads(threads)
     if data is None and resume is None:
         raise typer.BadParameter("give a DATA file, or --resume RUN_DIR")
     if resume is None and target is None and config is None and not (data is not None and data.is_dir()):
@@ -110,6 +125,8 @@ def train(
         registered = (f"; registered as {tracking['registered_model']} version {tracking['model_version']}"
                       if tracking.get("model_version") else "")
         console.print(f"MLflow run {tracking['run_id']} at {tracking['uri']}{registered}")
+    if info.stop_reason == "interrupted":
+        raise typer.Exit(INTERRUPTED)  # the shell's convention for Ctrl-C, so scripts can tell
 
 
 @app.command()
@@ -222,11 +239,13 @@ def tune(
     track: Annotated[bool | None, typer.Option("--track/--no-track", help="Track the winner's run in MLflow.",
                                                show_default=False)] = None,
     tracking_uri: TrackingUri = None,
+    threads: Threads = None,
 ) -> None:
     """Search capacity and regularisation with Optuna (pruning, resumable); retrain the winner as a run."""
     import deepwell
     from deepwell.cli import render
 
+    _use_threads(threads)
     if target is None and config is None and not data.is_dir():
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
     result = deepwell.tune(data, target, config=config, trials=trials, timeout=timeout, jobs=jobs, storage=storage,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepwell.data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
-from deepwell.errors import DataError, warn
+from deepwell.errors import DataError, listing, warn
 
 SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                  "validation": "validation", "test": "test"}
@@ -39,7 +39,7 @@ def folder_table(root: str | Path) -> tuple[pd.DataFrame, str]:
                 empty.append(str(class_dir))
             rows += [{"path": f, TARGET: class_dir.name, SPLIT: split} for f in files]
     if empty:
-        warn(f"{root}: empty class folder(s) skipped: {', '.join(empty)}.")
+        warn(f"{root}: empty class folder(s) skipped: {listing(empty)}.")
     if not rows:
         raise DataError(f"{root}: no files in its class folders.")
     table = pd.DataFrame(rows)

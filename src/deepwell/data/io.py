@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from deepwell.errors import DataError
+from deepwell.errors import DataError, listing
 
 TableLike = pd.DataFrame | str | Path | dict[str, Any] | list[dict[str, Any]]
 """What the Python API accepts as a table."""
@@ -77,7 +77,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     frame.columns = [str(c).strip() for c in frame.columns]
     duplicated = frame.columns[frame.columns.duplicated()].tolist()
     if duplicated:
-        raise DataError(f"{path}: column names repeat ({', '.join(map(repr, duplicated))}); make them unique.")
+        raise DataError(f"{path}: column names repeat ({listing(duplicated)}); make them unique.")
     return frame
 
 

@@ -93,7 +93,7 @@ def _two_way(frame: pd.DataFrame, second_share: float, seed: int, stratify_by: s
     except ValueError as exc:
         if labels is None:
             raise DataError(f"{source}: cannot split {len(frame)} rows: {exc}") from None
-        warn(f"{source}: a class of {stratify_by!r} is too rare to stratify the split ({exc}); "
+        warn(f"{source}: a class of {stratify_by!r} is too rare to stratify the split ({str(exc)[:200]}); "
              "splitting at random instead.")
         first, second = train_test_split(frame, test_size=second_share, random_state=seed)
     return first.reset_index(drop=True), second.reset_index(drop=True)

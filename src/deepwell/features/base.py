@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from deepwell.config import ColumnConfig
-from deepwell.errors import DataError
+from deepwell.errors import WrongValues
 
 
 class Feature(ABC):
@@ -69,9 +69,6 @@ def keys_of(values: pd.Series) -> pd.Series:
     return keys.where(values.notna() & (keys != ""), None)
 
 
-def wrong_values_error(column: str, values: pd.Series, bad: pd.Series, expected: str) -> DataError:
+def wrong_values_error(column: str, values: pd.Series, bad: pd.Series, expected: str) -> WrongValues:
     rows = bad[bad].index[:5].tolist()
-    shown = ", ".join(f"row {r}: {values.loc[r]!r}" for r in rows)
-    more = f" (and {int(bad.sum()) - len(rows)} more)" if bad.sum() > len(rows) else ""
-    return DataError(f"Column {column!r} expects {expected}, but {int(bad.sum())} value(s) are not: "
-                     f"{shown}{more}.")
+    return WrongValues(column, expected, [(r, values.loc[r]) for r in rows], int(bad.sum()))

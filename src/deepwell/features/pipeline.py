@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from deepwell.config import ColumnConfig
-from deepwell.errors import DataError, warn
+from deepwell.errors import DataError, listing, warn
 from deepwell.features.audio import AudioFeature
 from deepwell.features.base import Feature
 from deepwell.features.binary import BinaryFeature
@@ -74,8 +74,8 @@ class Preprocessor:
         """Missing input columns are an error; extra ones are ignored, said once."""
         missing = [c for c in self.input_columns if c not in frame.columns]
         if missing:
-            raise DataError(f"{source} lacks input column(s) the model needs: {', '.join(map(repr, missing))}. "
-                            f"The model was trained on: {', '.join(self.input_columns)}.")
+            raise DataError(f"{source} lacks input column(s) the model needs: {listing(missing)}. "
+                            f"The model was trained on: {listing(self.input_columns)}.")
         extra = [c for c in frame.columns if c not in self.input_columns and c != self.target.name]
         if extra:
             shown = ", ".join(map(repr, extra[:10])) + (" …" if len(extra) > 10 else "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import pandas as pd
 
 from deepwell.data.folders import files_table
 from deepwell.data.io import TableLike, as_frame
-from deepwell.errors import DataError
+from deepwell.errors import DataError, WrongValues, listing
 from deepwell.inference.network import network_outputs
 from deepwell.task import Task
 
@@ -95,7 +96,11 @@ def predict_frame(model: Model, frame: pd.DataFrame, source: str = "data", base_
     preprocessor = model.preprocessor
     preprocessor.check_columns(frame, source)
     by_index: dict[Any, str] = {}
-    inputs = preprocessor.transform(frame, strict=True, errors=by_index if keep_going else None, base_dir=base_dir)
+    try:
+        inputs = preprocessor.transform(frame, strict=True, errors=by_index if keep_going else None,
+                                        base_dir=base_dir)
+    except WrongValues as exc:  # name the file and the line a person would look at
+        raise exc.located(source, row_namer(source)) from None
     outputs = network_outputs(model.network, inputs, model.task, model.device).astype(np.float64)
     errors: list[str | None] = [None] * len(frame)
     if by_index:
@@ -106,13 +111,24 @@ def predict_frame(model: Model, frame: pd.DataFrame, source: str = "data", base_
     return from_outputs(model, outputs, errors)
 
 
+def row_namer(source: str) -> Callable[[Any], str]:
+    """How to name row `i` of a table read from `source`: its line in a CSV/TSV (after the header) or JSONL
+    file, else its index."""
+    suffix = Path(source).suffix.lower()
+    if suffix in (".csv", ".tsv", ".tab", ".txt"):
+        return lambda row: f"line {row + 2}" if isinstance(row, (int, np.integer)) else f"row {row}"
+    if suffix in (".jsonl", ".ndjson"):
+        return lambda row: f"line {row + 1}" if isinstance(row, (int, np.integer)) else f"row {row}"
+    return lambda row: f"row {row}"
+
+
 def read_inputs(model: Model, data: Inputs) -> tuple[pd.DataFrame, str, Path | None]:
     """(table, name for messages, folder that relative file paths are relative to)."""
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         files = [f for f in model.preprocessor.features if getattr(f, "reads_files", False)]
         if len(files) != 1 or len(model.preprocessor.features) != 1:
             raise DataError(f"{data}: a folder can be predicted only by a model whose single input is an image or "
-                            f"audio column; this model needs {', '.join(model.input_columns)}.")
+                            f"audio column; this model needs {listing(model.input_columns)}.")
         return files_table(data, files[0].name), str(data), None
     frame, source = as_frame(data)
     return frame, source, Path(data).parent if isinstance(data, (str, Path)) else None

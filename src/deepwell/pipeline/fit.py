@@ -23,6 +23,7 @@ from deepwell.features.pipeline import Preprocessor
 from deepwell.features.target import TargetEncoder
 from deepwell.model import Model
 from deepwell.models.network import TabularNetwork
+from deepwell.runtime import use_threads
 from deepwell.training.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from deepwell.training.state import FitResult
 from deepwell.training.trainer import MetricFn, TensorData, Trainer
@@ -67,6 +68,7 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     `callbacks` run after early stopping and before the progress bar and the checkpoint (saved every
     `training.checkpoint_every` epochs to `checkpoint`, which `resume` continues from).
     """
+    use_threads(config.training.threads)
     seed = config.training.seed
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)

@@ -19,7 +19,7 @@ from deepwell.data.identity import DataIdentity
 from deepwell.data.inference import infer_column_type, infer_task, profile_table
 from deepwell.data.io import TableLike, as_frame
 from deepwell.data.split import Splits, split_table
-from deepwell.errors import ConfigError, DataError, did_you_mean, warn
+from deepwell.errors import ConfigError, DataError, did_you_mean, listing, warn
 from deepwell.features.number import to_numbers
 from deepwell.pipeline.files import SkippedFile, load_files
 from deepwell.task import Task
@@ -106,11 +106,11 @@ def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
     config = config.model_copy(deep=True)
     if config.target not in frame.columns:
         raise DataError(f"{source}: target column {config.target!r} is not in the table."
-                        f"{did_you_mean(config.target, frame.columns)} Columns: {', '.join(frame.columns)}.")
+                        f"{did_you_mean(config.target, frame.columns)} Columns: {listing(frame.columns)}.")
     unknown = [c for c in config.columns if c not in frame.columns]
     if unknown:
         hints = "".join(did_you_mean(c, frame.columns) for c in unknown)
-        raise ConfigError(f"The config describes column(s) {', '.join(map(repr, unknown))} that {source} "
+        raise ConfigError(f"The config describes column(s) {listing(unknown)} that {source} "
                           f"does not have.{hints}")
     if config.weight_column is not None and config.weight_column not in frame.columns:
         raise ConfigError(f"weight_column {config.weight_column!r} is not a column of {source}."
@@ -140,7 +140,24 @@ def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
     config.columns = columns
     if config.task == "auto":
         config.task = infer_task(frame[config.target], config.target)
+        if not config.task.is_regression:
+            _check_labels(frame, config, source)
     return config
+
+
+def _check_labels(frame: pd.DataFrame, config: Config, source: str) -> None:
+    """A target inferred as classes must look like labels, not free text or identifiers (one class per row)."""
+    kind, _ = infer_column_type(frame[config.target])
+    if kind not in ("text", "id"):
+        return
+    values = frame[config.target].dropna()
+    labels = [f"{name!r} ({frame[name].nunique()} values)" for name in frame.columns
+              if name != config.target and 2 <= frame[name].nunique() <= 20]
+    hint = f" Columns that look like labels: {listing(labels, quote=False)}." if labels else ""
+    what = "free text" if kind == "text" else "an identifier"
+    raise DataError(f"{source}: target column {config.target!r} looks like {what} "
+                    f"({values.nunique():,} distinct values in {len(values):,} rows), not labels to predict.{hint} "
+                    "Pick another --target, or set `task: multiclass` in the config if these really are classes.")
 
 
 def resolve(frame: pd.DataFrame, source: str, target: str | None, config: Any, epochs: int | None,

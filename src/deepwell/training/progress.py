@@ -40,6 +40,11 @@ class EpochProgress:
         if self.enabled:
             self.progress.update(self.epochs, completed=completed_epochs)
 
+    def finish(self, epochs_done: int) -> None:
+        """Training ended (possibly early): the epoch bar is complete, so no time remains to estimate."""
+        if self.enabled:
+            self.progress.update(self.epochs, total=max(epochs_done, 1), completed=epochs_done)
+
     def step(self) -> None:
         if not self.enabled:
             return

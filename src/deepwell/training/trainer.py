@@ -9,7 +9,6 @@ checkpoints, progress, tracking, pruning — is a callback (training/callbacks/)
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from deepwell.config import TrainingConfig
 from deepwell.errors import DataError
 from deepwell.evaluation.results import higher_is_better
 from deepwell.inference.network import network_outputs, resolve_device
+from deepwell.runtime import available_cpus
 from deepwell.task import Task
 from deepwell.training.callbacks.base import Callback
 from deepwell.training.checkpoint import load_checkpoint
@@ -82,8 +82,8 @@ def batches(data: TensorData, order: torch.Tensor, batch_size: int, steps: int
 
 
 def decoding_workers() -> int:
-    """Worker processes decoding files: all cores but the one training, at least one, at most eight."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+    """Worker processes decoding files: the CPUs this process may use but one, at least one, at most eight."""
+    return max(1, min(8, available_cpus() - 1))
 
 
 class _DecodedBatches(torch.utils.data.Dataset):

@@ -33,5 +33,6 @@ class ProgressBar(Callback):
 
     def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
         if self.display is not None:
+            self.display.finish(trainer.epochs_done)
             self.display.__exit__(None, None, None)
             self.display = None

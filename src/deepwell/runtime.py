@@ -1,0 +1,71 @@
+"""How much of the machine this process may use, and making torch use exactly that.
+
+deepwell runs beside other work: a notebook, a second training, tuning trials, server workers, Ray workers.
+torch's default (one thread per core it can see, OpenMP threads spinning while they wait) turns two busy
+processes on one machine into many times slower runs. So:
+- threads = the CPUs this process may run on (its affinity mask), capped by a cgroup CPU quota (containers);
+  `training.threads` / `--threads` / `$DEEPWELL_THREADS` override it;
+- the command line asks OpenMP to sleep, not spin, while waiting (`OMP_WAIT_POLICY=PASSIVE`, unless set),
+  which must happen before torch is imported — so it is done by `deepwell.cli.main.run`, never on import.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (rounded up), at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = cgroup_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def cgroup_quota() -> float | None:
+    """The container's CPU limit in CPUs (cgroup v2 `cpu.max`, or v1 quota/period); None when unlimited."""
+    try:
+        if CGROUP_V2.is_file():
+            quota, period = CGROUP_V2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        if CGROUP_V1[0].is_file():
+            quota, period = (int(p.read_text()) for p in CGROUP_V1)
+            return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def requested_threads(setting: int | str | None = None) -> int:
+    """`setting` (an int, or "auto"/None), else $DEEPWELL_THREADS, else `available_cpus()`."""
+    if isinstance(setting, int):
+        return setting
+    from_env = os.environ.get("DEEPWELL_THREADS", "").strip()
+    if from_env.isdigit() and int(from_env) > 0:
+        return int(from_env)
+    return available_cpus()
+
+
+def use_threads(setting: int | str | None = None) -> int:
+    """Set torch's intra-op threads for this process; returns the number used."""
+    import torch
+
+    threads = requested_threads(setting)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def prefer_passive_waiting() -> None:
+    """Ask OpenMP to sleep rather than spin while waiting (unless the user chose); only effective before torch
+    is imported, so only an application entry point (the CLI, a worker) calls it."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
