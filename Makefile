@@ -13,6 +13,9 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := espeak-ng chromium
 system-packages:
 	@{ command -v espeak-ng && command -v chromium; } >/dev/null 2>&1 || { \
+	  echo "make test needs two Debian packages that are missing: espeak-ng (the audio tests synthesise speech)"; \
+	  echo "and chromium (the report tests open report pages in a real browser). Installing them with apt-get"; \
+	  echo "(about 100 packages, 475 MB with dependencies)..."; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y $(SYSTEM_PACKAGES); \
 	  else sudo apt-get update && sudo apt-get install -y $(SYSTEM_PACKAGES); fi; }
 

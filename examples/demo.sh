@@ -22,12 +22,12 @@ echo "== tracked in MLflow (mlflow ui --backend-store-uri sqlite:///demo-data/ml
 "$DW" runs --experiment demo --tracking-uri sqlite:///demo-data/mlflow.db
 
 echo "== 4. computer vision: a folder of PNG scans sorted by class (scikit-learn's digits)"
-"$PY" -c "from deepwell.sample_data import write_digits; write_digits('demo-data/digits')"
+"$PY" -c "from deepwell.sample_data import write_digits; write_digits('demo-data/digits', split_folders=True)"
 "$DW" train demo-data/digits --config examples/digits.yaml --output runs --name demo-digits --quiet \
   --tracking-uri sqlite:///demo-data/mlflow.db --experiment demo
 RUN=$(ls -d runs/demo-digits* | sort -V | tail -n 1)
-echo "== 5. predict every image in a folder (path, label, probabilities)"
-"$DW" predict "$RUN" demo-data/digits/7 -o demo-data/digit_predictions.csv
+echo "== 5. predict every image in a folder: the held-out 7s (test/7, never seen in training)"
+"$DW" predict "$RUN" demo-data/digits/test/7 -o demo-data/digit_predictions.csv
 "$PY" -c "import pandas as pd; t = pd.read_csv('demo-data/digit_predictions.csv'); \
 print(t[['image', 'prediction', 'probability_7']].head(5).to_string(index=False)); \
-print(f'{(t.prediction == 7).mean():.1%} of the folder 7 predicted as 7')"
+print(f'{(t.prediction == 7).sum()} of the {len(t)} held-out 7s predicted as 7')"

@@ -120,8 +120,11 @@ def test_register_promote_and_load_by_alias(tracked, store, wine_frame, tmp_path
     assert promoted.returncode == 0, promoted.stderr
     listed = subprocess.run(DEEPWELL + ["models", "list"], env=env, capture_output=True, text=True)
     assert "production" in listed.stdout and "wine" in listed.stdout
-    mlflow.set_tracking_uri(store)
-    loaded = dw.load("models:/wine@production")
+    os.environ["MLFLOW_TRACKING_URI"] = store  # how deepwell is pointed at a store (or --tracking-uri)
+    try:
+        loaded = dw.load("models:/wine@production")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
     rows = wine_frame.drop(columns="cultivar").head(30)
     np.testing.assert_array_equal(loaded.predict_proba(rows), tracked.predict_proba(rows))
     assert not np.array_equal(loaded.predict_proba(rows), second.predict_proba(rows))
@@ -137,7 +140,13 @@ def test_runs_and_compare_commands(tracked, store, wine_frame, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "COLUMNS": "250"}
     listed = subprocess.run(DEEPWELL + ["runs", "--experiment", "wine"], env=env, capture_output=True, text=True)
     assert listed.returncode == 0, listed.stderr
-    assert tracking_of(other)["run_id"][:8] in listed.stdout and "test_accuracy" in listed.stdout
+    assert tracking_of(other)["run_id"] in listed.stdout and "test_accuracy" in listed.stdout  # whole id
+    narrow = subprocess.run(DEEPWELL + ["runs", "--experiment", "wine"], env={**env, "COLUMNS": "80"},
+                            capture_output=True, text=True)
+    assert tracking_of(other)["run_id"] in narrow.stdout  # never cut, even when the table is wider than 80
+    as_json = subprocess.run(DEEPWELL + ["runs", "--experiment", "wine", "--format", "json"], env=env,
+                             capture_output=True, text=True)
+    assert tracking_of(other)["run_id"] in {row["run_id"] for row in json.loads(as_json.stdout)}
     by_id = subprocess.run(DEEPWELL + ["compare", tracking_of(tracked)["run_id"], tracking_of(other)["run_id"]],
                            env=env, capture_output=True, text=True)
     by_folder = subprocess.run(DEEPWELL + ["compare", str(tracked.run_dir), str(other.run_dir)], env=env,
@@ -146,6 +155,28 @@ def test_runs_and_compare_commands(tracked, store, wine_frame, tmp_path):
         assert result.returncode == 0, result.stderr
         assert "model.hidden_layers" in result.stdout and "test_accuracy" in result.stdout
         assert "model.activation" not in result.stdout  # equal settings are left out
+
+
+def test_the_default_store_sits_beside_the_run_folders_not_in_the_working_folder(wine_frame, tmp_path,
+                                                                                 monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    runs, data = tmp_path / "runs", tmp_path / "wine.csv"
+    wine_frame.to_csv(data, index=False)
+    result = subprocess.run(DEEPWELL + ["train", str(data), "-t", "cultivar", "-o", str(runs), "--epochs", "2", "-q",
+                                        "--track", "--register", "wine"], capture_output=True, text=True, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert list(work.iterdir()) == []  # no mlflow.db, no mlruns/ in the working folder
+    assert (runs / "mlflow.db").is_file() and (runs / "mlartifacts").is_dir()
+    assert "Registered model" not in result.stderr and "Created version" not in result.stderr  # MLflow's own
+    listed = subprocess.run(DEEPWELL + ["models", "list", "-o", str(runs)], capture_output=True, text=True,
+                            cwd=work)
+    assert listed.returncode == 0 and "wine" in listed.stdout, listed.stderr
+    empty = subprocess.run(DEEPWELL + ["models", "list", "-o", str(tmp_path / "none")], capture_output=True,
+                           text=True, cwd=work)
+    assert empty.returncode == 2 and "No MLflow store" in empty.stderr
 
 
 def test_unreachable_tracking_server_warns_and_still_trains(wine_frame, tmp_path):

@@ -181,7 +181,12 @@ class Config(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     def to_yaml(self) -> str:
+        """The YAML a person edits: each column shows only the option blocks of its own type."""
         data = self.model_dump(mode="json")
+        for column in data["columns"].values():
+            for kind in ("text", "image", "audio"):
+                if column.get(kind) is None:
+                    column.pop(kind, None)
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
     @classmethod

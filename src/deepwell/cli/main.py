@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -21,19 +22,29 @@ from deepwell.errors import DeepwellError
 from deepwell.runtime import prefer_passive_waiting
 
 app = typer.Typer(help="deepwell: train, evaluate and use deep networks on your own data.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)  # plain help: no "<bool>" placeholders on flags
 console = Console()
 errors = Console(stderr=True)
 INTERRUPTED = 130  # exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells use
 
-DataArg = Annotated[Path, typer.Argument(help="Table file: CSV, TSV, Parquet or JSONL.", show_default=False)]
+DataArg = Annotated[Path, typer.Argument(help="Table file (CSV, TSV, Parquet, JSONL), or a folder of image or "
+                                         "audio files (in class folders for training).", show_default=False)]
 ModelArg = Annotated[Path, typer.Argument(help="Run folder, model folder, or models:/NAME@ALIAS.",
                                           show_default=False)]
 Threads = Annotated[int | None, typer.Option(
     min=1, help="CPU threads (default: the CPUs this process may use; or $DEEPWELL_THREADS). Lower it when "
     "other work shares the machine.", show_default=False)]
 TrackingUri = Annotated[str | None, typer.Option(
-    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")]
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else OUTPUT/mlflow.db beside the run folders).")]
+StoreHome = Annotated[Path, typer.Option("--output", "-o", help="Folder of run folders whose mlflow.db is the "
+                                         "default store.")]
+class OutputFormat(str, Enum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
 models_app = typer.Typer(help="The MLflow model registry: list versions, promote one to an alias.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -63,7 +74,8 @@ def _use_threads(threads: int | None) -> None:
 
 @app.command()
 def train(
-    data: Annotated[Path | None, typer.Argument(help="Table file (not needed with --resume).",
+    data: Annotated[Path | None, typer.Argument(help="Table file (CSV, TSV, Parquet, JSONL) or a folder of class "
+                                                     "folders (not needed with --resume).",
                                                    show_default=False)] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="Column to predict.")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
@@ -307,16 +319,39 @@ def report(
         webbrowser.open(path.resolve().as_uri())
 
 
+Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="table for people; csv or json for scripts.")]
+
+
+def _store(tracking_uri: str | None, output: Path) -> str:
+    from deepwell.tracking.tracker import TrackingOptions
+
+    return TrackingOptions(uri=tracking_uri, home=output).resolved_uri()
+
+
+def _show(frame, title: str, fmt: OutputFormat, empty: str) -> None:
+    """A table of results: rich for people (ids never cut), CSV or JSON for scripts."""
+    if fmt is OutputFormat.CSV:
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt is OutputFormat.JSON:
+        sys.stdout.write(frame.to_json(orient="records", indent=1) + "\n")
+    elif frame.empty:
+        console.print(empty)
+    else:
+        from deepwell.cli import render
+
+        console.print(render.frame_table(frame, title))
+
+
 @app.command()
 def runs(
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment (default: deepwell).")] = None,
-    tracking_uri: TrackingUri = None,
+    tracking_uri: TrackingUri = None, output: StoreHome = Path("runs"), fmt: Format = OutputFormat.TABLE,
 ) -> None:
     """List tracked runs, newest first, with their key metrics."""
-    from deepwell.cli import render
     from deepwell.tracking.runs import list_runs
 
-    console.print(render.frame_table(list_runs(experiment, tracking_uri), f"runs in {experiment or 'deepwell'}"))
+    name = experiment or "deepwell"
+    _show(list_runs(experiment, _store(tracking_uri, output)), f"runs in {name}", fmt, f"No runs in {name}.")
 
 
 @app.command()
@@ -324,29 +359,31 @@ def compare(
     refs: Annotated[list[str], typer.Argument(help="Run folders or MLflow run ids (two or more).",
                                               show_default=False)],
     all_params: Annotated[bool, typer.Option("--all", help="Show settings that are equal too.")] = False,
-    tracking_uri: TrackingUri = None,
+    tracking_uri: TrackingUri = None, output: StoreHome = Path("runs"), fmt: Format = OutputFormat.TABLE,
 ) -> None:
     """Show runs side by side: the settings that differ and every final metric."""
-    from deepwell.cli import render
     from deepwell.tracking.runs import compare as compare_runs
 
-    table = compare_runs(refs, tracking_uri, all_params).reset_index(names="")
-    console.print(render.frame_table(table, "comparison"))
+    uri = tracking_uri if all(Path(ref).is_dir() for ref in refs) else _store(tracking_uri, output)
+    table = compare_runs(refs, uri, all_params).reset_index(names="")
+    _show(table, "comparison", fmt, "Nothing to compare.")
 
 
 @models_app.command("list")
-def models_list(tracking_uri: TrackingUri = None) -> None:
+def models_list(tracking_uri: TrackingUri = None, output: StoreHome = Path("runs"),
+                fmt: Format = OutputFormat.TABLE) -> None:
     """Registered models, one row per version, with their aliases."""
     import pandas as pd
 
-    from deepwell.cli import render
     from deepwell.tracking.registry import list_models
 
-    rows = list_models(tracking_uri)
+    uri = _store(tracking_uri, output)
+    rows = list_models(uri)
     for row in rows:
         row["aliases"] = ", ".join(row["aliases"])
         row["created"] = pd.Timestamp(row["created"], unit="ms").strftime("%Y-%m-%d %H:%M")
-    console.print(render.frame_table(pd.DataFrame(rows), "registered models"))
+    _show(pd.DataFrame(rows, columns=["name", "version", "aliases", "run_id", "created"]), "registered models", fmt,
+          f"No registered models at {uri} (train with --register NAME to add one).")
 
 
 @models_app.command("promote")
@@ -354,12 +391,12 @@ def models_promote(
     name: Annotated[str, typer.Argument(help="Registered model name.", show_default=False)],
     model_version: Annotated[int, typer.Argument(metavar="VERSION", help="Version number.", show_default=False)],
     alias: Annotated[str, typer.Option(help="Alias to point at this version.")] = "production",
-    tracking_uri: TrackingUri = None,
+    tracking_uri: TrackingUri = None, output: StoreHome = Path("runs"),
 ) -> None:
     """Point an alias (default: production) at a version; load it with models:/NAME@ALIAS."""
     from deepwell.tracking.registry import promote
 
-    promote(name, model_version, alias, tracking_uri)
+    promote(name, model_version, alias, _store(tracking_uri, output))
     console.print(f"{name} version {model_version} is now @{alias} (models:/{name}@{alias})")
 
 

@@ -18,7 +18,10 @@ SUMMARY = {"classification": ["accuracy", "balanced_accuracy", "f1_macro", "roc_
 
 
 def _fmt(value: Any) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    if value is None:
+        return "—"
+    text = f"{value:.4f}"
+    return "0.0000" if text == "-0.0000" else text  # a baseline R² of -1e-17 is zero, not negative
 
 
 def evaluation_table(result: SplitScores, task: Task, title: str) -> Table:
@@ -41,7 +44,8 @@ def class_tables(result: SplitScores) -> list[Table]:
     if "per_class" not in model:
         return []
     classes = list(model["per_class"])
-    matrix = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    matrix = Table(title="confusion matrix", caption="rows: true class, columns: predicted", title_justify="left",
+                   caption_justify="left")
     matrix.add_column("")
     for c in classes:
         matrix.add_column(c, justify="right")
@@ -75,7 +79,12 @@ def frame_table(frame: pd.DataFrame, title: str) -> Table:
     """Any small DataFrame as a rich table (floats to 4 significant digits, missing as blank)."""
     table = Table(title=title, title_justify="left")
     for column in frame.columns:
-        table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+        numeric = pd.api.types.is_numeric_dtype(frame[column])
+        widest = max((len(str(v)) for v in frame[column]), default=0)
+        # identifiers are copied into other commands: never cut or wrapped, whatever the terminal's width
+        keep_whole = not numeric and widest <= 40 and " " not in "".join(map(str, frame[column]))
+        table.add_column(str(column), justify="right" if numeric else "left", no_wrap=keep_whole,
+                         min_width=widest if keep_whole else None, overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*("" if v is None or (isinstance(v, float) and pd.isna(v)) else
                         f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))

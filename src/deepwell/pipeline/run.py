@@ -43,7 +43,8 @@ def train(data: TableLike | None = None, target: str | None = None, *, config: C
     ./mlflow.db; `track=False`, or DEEPWELL_TRACK=0 in the environment, to skip); `register` adds the model to
     the registry under that name. `callbacks` (training.callbacks.Callback) see the training loop.
     """
-    tracking = TrackingOptions(enabled=track, uri=tracking_uri, experiment=experiment, register=register)
+    tracking = TrackingOptions(enabled=track, uri=tracking_uri, experiment=experiment, register=register,
+                               home=Path(output))
     if resume is not None:
         return _resume(RunFolder.existing(resume), data, quiet, tracking, callbacks)
     if data is None:
@@ -58,7 +59,7 @@ def record(prepared: Prepared, fitted: Fitted, scored: Scored, *, output: str | 
     """A run folder (and MLflow run) for a fit made elsewhere — e.g. the round `--auto-capacity` keeps."""
     run, tracker = _open(prepared, output, name, TrackingOptions(
         enabled=tracking.get("track"), uri=tracking.get("tracking_uri"), experiment=tracking.get("experiment"),
-        register=tracking.get("register")))
+        register=tracking.get("register"), home=Path(output)))
     write_text(run.preprocessor, fitted.preprocessor.to_json())
     for epoch in fitted.result.history:
         tracker.log_epoch(epoch.row())

@@ -23,6 +23,10 @@ def _client(tracking_uri: str | None):
     except ImportError:
         raise ConfigError("The model registry needs MLflow: pip install 'deepwell[track]'.") from None
     uri = TrackingOptions(uri=tracking_uri).resolved_uri()
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        raise ConfigError(f"No MLflow store at {uri[len('sqlite:///'):]}: nothing has been tracked there yet. Train "
+                          "with tracking first, or point at the store with --tracking-uri (or -o, the folder of "
+                          "run folders whose mlflow.db to read).")
     mlflow.set_tracking_uri(uri)
     return mlflow, mlflow.MlflowClient(uri)
 

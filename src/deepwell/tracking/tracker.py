@@ -24,7 +24,8 @@ from deepwell.errors import warn
 from deepwell.evaluation.results import RunMetrics
 from deepwell.runs.layout import RunFolder
 
-DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow's own local default: a SQLite file in the working directory
+DEFAULT_HOME = Path("runs")  # the default folder of run folders; the default store sits inside it
+STORE, ARTIFACTS = "mlflow.db", "mlartifacts"
 DEFAULT_EXPERIMENT = "deepwell"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 NOT_LOGGED = {RunFolder.CHECKPOINT}  # resume state only; the model is logged as the MLflow model
@@ -32,12 +33,14 @@ NOT_LOGGED = {RunFolder.CHECKPOINT}  # resume state only; the model is logged as
 
 @dataclass
 class TrackingOptions:
-    """Where and whether to track. `uri` None: $MLFLOW_TRACKING_URI, else the local SQLite default."""
+    """Where and whether to track. `uri` None: $MLFLOW_TRACKING_URI, else a SQLite store beside the run folders
+    (`<home>/mlflow.db`, artifacts in `<home>/mlartifacts`), so nothing lands in the working directory."""
 
     enabled: bool | None = None  # None: on, unless $DEEPWELL_TRACK is 0 / false / off
     uri: str | None = None
     experiment: str | None = None
     register: str | None = None  # a registered-model name: the run's model becomes a new version of it
+    home: Path = DEFAULT_HOME  # the folder of run folders (train's --output)
 
     @property
     def explicit(self) -> bool:
@@ -50,7 +53,13 @@ class TrackingOptions:
         return os.environ.get("DEEPWELL_TRACK", "1").strip().lower() not in {"0", "false", "off", "no"}
 
     def resolved_uri(self) -> str:
-        return self.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+        return self.uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(self.home / STORE).resolve()}"
+
+    def artifact_location(self) -> str | None:
+        """Where a new experiment keeps artifacts: beside the default store; a chosen store decides itself."""
+        if self.uri or os.environ.get("MLFLOW_TRACKING_URI"):
+            return None
+        return (self.home / ARTIFACTS).resolve().as_uri()
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -65,14 +74,22 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 @contextlib.contextmanager
 def quiet_mlflow() -> Iterator[None]:
-    """MLflow's info logs and download bars would interleave with deepwell's own progress output."""
+    """MLflow's info logs and download bars would interleave with deepwell's own progress output; and
+    `mlflow.set_tracking_uri` writes $MLFLOW_TRACKING_URI, which must not outlive our call (a later run would
+    take it for the user's choice)."""
     previous = logging.root.manager.disable
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")}
     logging.disable(logging.WARNING)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
         yield
     finally:
         logging.disable(previous)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _guarded(method: Callable) -> Callable:
@@ -97,7 +114,7 @@ class MlflowTracker:
     """One MLflow run mirroring one deepwell run folder."""
 
     def __init__(self, options: TrackingOptions) -> None:
-        self.options, self.uri = options, options.resolved_uri()
+        self.options, self.uri, self.artifacts = options, options.resolved_uri(), options.artifact_location()
         self.active, self.run_id, self.model_version = options.on(), None, None
         if not self.active:
             return
@@ -125,9 +142,12 @@ class MlflowTracker:
         import mlflow
 
         mlflow.set_tracking_uri(self.uri)
-        experiment = mlflow.set_experiment(self.options.experiment or DEFAULT_EXPERIMENT)
         client = mlflow.MlflowClient(self.uri)
-        created = client.create_run(experiment.experiment_id, run_name=run.path.name,
+        name = self.options.experiment or DEFAULT_EXPERIMENT
+        experiment = client.get_experiment_by_name(name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+            name, artifact_location=self.artifacts)
+        created = client.create_run(experiment_id, run_name=run.path.name,
                                     tags={k: str(v) for k, v in tags.items() if v is not None})
         self.run_id = created.info.run_id
         params = [mlflow.entities.Param(k, str(v)[:6000]) for k, v in flatten(config).items()]
@@ -174,7 +194,8 @@ class MlflowTracker:
                                            artifacts={"deepwell_model": str(run.model)},
                                            pip_requirements=_requirements())
         if self.options.register:
-            with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints "Successfully registered …"
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                # MLflow prints "Successfully registered …" and "Created version …" itself
                 version = mlflow.register_model(info.model_uri, self.options.register)
             self.model_version = int(version.version)
         if verdict is not None:
