@@ -97,9 +97,9 @@ def test_bad_files_can_stop_training(tmp_path):
 
 def test_train_val_test_subfolders_are_honoured(tmp_path):
     root = write_digits(tmp_path / "digits", per_class=20, split_folders=True)
-    model = dw.train(root, config=image_config(split={"column": "split"}), output=tmp_path / "runs", epochs=1,
-                     quiet=True)
-    assert model.metrics.split == {"train": 140, "validation": 30, "test": 30}
+    model = dw.train(root, config=image_config(), output=tmp_path / "runs", epochs=1, quiet=True)
+    assert model.metrics.split == {"train": 140, "validation": 30, "test": 30}  # without saying so in the config
+    assert model.input_columns == ["image"]  # the folder's split is not an input
 
 
 def test_path_column_relative_to_the_table_mixed_with_numbers(tmp_path):

@@ -194,8 +194,9 @@ def read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.Data
         if config is None:  # class folders are categories, even when named 0, 1, 2 …
             task = Task.BINARY if frame[FOLDER_TARGET].nunique() == 2 else Task.MULTICLASS
             config = {"target": target or FOLDER_TARGET, "task": task}
-            if FOLDER_SPLIT in frame.columns:
-                config["split"] = {"column": FOLDER_SPLIT}
+        config = load_config(config, target)
+        if FOLDER_SPLIT in frame.columns and config.split.column is None:  # train/ val/ test/ folders decide
+            config.split.column = FOLDER_SPLIT
         return frame, str(data), target, config
     frame, source = as_frame(data)
     return frame, source, target, config

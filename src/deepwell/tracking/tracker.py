@@ -56,10 +56,12 @@ class TrackingOptions:
         return self.uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(self.home / STORE).resolve()}"
 
     def artifact_location(self) -> str | None:
-        """Where a new experiment keeps artifacts: beside the default store; a chosen store decides itself."""
-        if self.uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        """Where a new experiment keeps artifacts: beside a SQLite store's file (MLflow's own default would be
+        ./mlruns in whatever folder the command runs from); a server decides for itself."""
+        uri = self.resolved_uri()
+        if not uri.startswith("sqlite:///"):
             return None
-        return (self.home / ARTIFACTS).resolve().as_uri()
+        return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS).resolve().as_uri()
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
