@@ -108,3 +108,26 @@ def test_a_folder_of_class_folders_needs_no_target(tmp_path):
     assert predicted.returncode == 0, predicted.stderr
     assert predicted.stdout.splitlines()[0].startswith("image,prediction,probability_0")
     assert len(predicted.stdout.splitlines()) == 1 + 8
+
+
+def test_help_shows_flags_without_placeholders_and_says_folders_work():
+    result = deepwell("train", "--help")
+    assert result.returncode == 0 and "<bool>" not in result.stdout
+    assert "folder of class" in result.stdout and "--threads" in result.stdout
+
+
+def test_init_config_shows_only_the_options_of_each_columns_type(adult_csv, tmp_path):
+    written = deepwell("init-config", adult_csv, "--target", "income")
+    config = yaml.safe_load(written.stdout)
+    assert not [name for name, column in config["columns"].items() if {"text", "image", "audio"} & set(column)]
+
+
+def test_numbers_print_without_a_negative_zero():
+    from deepwell.cli.render import _fmt
+
+    assert _fmt(-1e-17) == "0.0000" and _fmt(-0.25) == "-0.2500" and _fmt(None) == "—"
+
+
+def test_make_test_says_what_it_installs_before_installing():
+    recipe = (Path(__file__).resolve().parents[1] / "Makefile").read_text().split("system-packages:\n", 1)[1]
+    assert recipe.index("espeak-ng (the audio tests") < recipe.index("apt-get install")
