@@ -44,7 +44,7 @@ def class_tables(result: SplitScores) -> list[Table]:
     if "per_class" not in model:
         return []
     classes = list(model["per_class"])
-    matrix = Table(title="confusion matrix", caption="rows: true class, columns: predicted", title_justify="left",
+    matrix = Table(title="confusion matrix", caption="rows: true · columns: predicted", title_justify="left",
                    caption_justify="left")
     matrix.add_column("")
     for c in classes:

@@ -142,7 +142,7 @@ def diagnose(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any])
               "validation." if reference is not None else "")
     return Diagnosis(Verdict.GOOD_FIT, (
         f"Training error {train_err:.4f} and validation error {val_err:.4f} are close (gap {gap:.4f}: "
-        + (f"within the noise of {noise:.4f}" if not significant else
+        + (f"within twice the noise of {noise:.4f}" if not significant else
            f"{gap / noise:.1f}× the noise of {noise:.4f}, but under {RELATIVE_GAP:.0%} of the validation error")
         + ") and the model "
         f"removes {skill:.0%} of the baseline's error.{behind}"), evidence, [])

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from deepwell.training.callbacks.base import Callback
 from deepwell.training.progress import EpochProgress
+from deepwell.training.state import StopReason
 
 if TYPE_CHECKING:
     from deepwell.training.state import EpochResult, FitResult
@@ -33,6 +34,7 @@ class ProgressBar(Callback):
 
     def on_fit_end(self, trainer: Trainer, result: FitResult) -> None:
         if self.display is not None:
-            self.display.finish(trainer.epochs_done)
+            if result.stop_reason != StopReason.INTERRUPTED:  # an interrupted run shows how far it got
+                self.display.finish(trainer.epochs_done)
             self.display.__exit__(None, None, None)
             self.display = None
