@@ -8,7 +8,6 @@ from typing import Any
 from deepwell.task import Task
 from deepwell.training.state import StopReason
 
-SPLITS = ("train", "validation", "test")
 LOWER_IS_BETTER = {"loss", "log_loss", "rmse", "mae"}
 
 

@@ -74,13 +74,6 @@ def run_source(data: TableLike, source: str) -> str:
     return source if isinstance(data, (str, Path)) else "dataframe"
 
 
-def resolved_config(data: TableLike, target: str | None, config: ConfigLike, *, epochs: int | None = None,
-                    seed: int | None = None) -> Config:
-    """The resolved configuration alone (column types and task), without decoding or splitting."""
-    frame, source, target, config = read_data(data, target, config)
-    return resolve(frame, source, target, config, epochs, seed)
-
-
 # --- configuration -----------------------------------------------------------------------------
 def load_config(config: Config | dict | str | Path | None, target: str | None) -> Config:
     """A Config from an object, a dict or a YAML path; `target` (when given) overrides the config's."""
