@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -115,6 +116,32 @@ def test_progress_bar_shows_epochs_and_the_metric():
     trainer([bar], epochs=2).fit(train, validation)
     assert bar.display is None  # closed at fit end
     assert "val accuracy" in buffer.getvalue() and "epochs" in buffer.getvalue()
+
+
+def test_progress_lines_stay_narrower_than_a_narrow_terminal():
+    """A line as wide as the terminal lets the echoed "^C" wrap it, and the last redraw then prints it twice."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=50, force_terminal=True, color_system=None)
+    train, validation = tiny_data()
+    trainer([ProgressBar("accuracy", console)], epochs=2).fit(train, validation)
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue()).replace("\r", "\n").splitlines()
+    assert lines[-2].startswith("epochs") and "2/2" in lines[-2] and "val loss" in lines[-1]
+    assert max(len(line) for line in lines) <= 48
+
+
+def test_a_ctrl_c_swallowed_elsewhere_still_stops_training(monkeypatch):
+    """Python ignores a KeyboardInterrupt raised inside a garbage-collection callback; the noted one is
+    raised again at the next batch."""
+    from deepwell import runtime
+
+    class Swallowed(Callback):
+        def on_train_batch_end(self, trainer, step):
+            if trainer.epochs_done == 1 and step == 0:
+                monkeypatch.setitem(runtime._interrupts, "pending", True)  # as the signal handler notes it
+
+    result = trainer([Swallowed()], epochs=6).fit(*tiny_data())
+    assert result.stop_reason == StopReason.INTERRUPTED and len(result.history) == 1
+    assert not runtime.interrupt_pending()  # handled
 
 
 def test_tracking_logs_each_epoch_row():

@@ -31,6 +31,22 @@ def test_threads_come_from_the_config_else_the_environment_else_the_machine(monk
         torch.set_num_threads(before)
 
 
+def test_auto_threads_keep_a_users_lower_choice_and_undo_their_own(monkeypatch):
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    monkeypatch.delenv("DEEPWELL_THREADS", raising=False)
+    monkeypatch.setitem(runtime._threads_set, "count", None)  # as in a fresh process
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # the user's choice, made before deepwell
+        assert runtime.use_threads("auto") == 1
+        torch.set_num_threads(8)  # more than this process may use: lowered
+        assert runtime.use_threads("auto") == 2 and torch.get_num_threads() == 2
+        assert runtime.use_threads(1) == 1  # a config's training.threads: exactly
+        assert runtime.use_threads("auto") == 2  # deepwell's own earlier setting is not a user's choice
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_passive_waiting_keeps_a_users_choice(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     runtime.prefer_passive_waiting()

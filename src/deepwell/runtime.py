@@ -7,16 +7,25 @@ processes on one machine into many times slower runs. So:
   `training.threads` / `--threads` / `$DEEPWELL_THREADS` override it;
 - the command line asks OpenMP to sleep, not spin, while waiting (`OMP_WAIT_POLICY=PASSIVE`, unless set),
   which must happen before torch is imported — so it is done by `deepwell.cli.main.run`, never on import.
+
+And Ctrl-C is never lost: Python drops an exception raised inside a garbage-collection callback or `__del__`
+(MLflow's SQLAlchemy registers such callbacks), so a Ctrl-C landing there would vanish and the run would go on.
+`remember_interrupts` (installed by the command line) notes each Ctrl-C; the training loop re-raises one that
+nobody handled, and whoever handles it calls `interrupt_handled`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
 from pathlib import Path
+from types import FrameType
 
 CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1 = (Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+_interrupts = {"pending": False}
+_threads_set = {"count": None}  # what use_threads last set, to tell it from a count the user chose
 
 
 def available_cpus() -> int:
@@ -56,12 +65,20 @@ def requested_threads(setting: int | str | None = None) -> int:
 
 
 def use_threads(setting: int | str | None = None) -> int:
-    """Set torch's intra-op threads for this process; returns the number used."""
+    """Set torch's intra-op threads for this process; returns the number used.
+
+    An explicit number (`setting`, `$DEEPWELL_THREADS`) is used as given. "auto" never raises a count the user
+    chose with `torch.set_num_threads` — it only lowers one above the CPUs this process may use."""
     import torch
 
+    current = torch.get_num_threads()
     threads = requested_threads(setting)
-    if torch.get_num_threads() != threads:
+    explicit = isinstance(setting, int) or "DEEPWELL_THREADS" in os.environ
+    if not explicit and current != _threads_set["count"]:  # torch's default or the user's own choice
+        threads = min(current, threads)
+    if current != threads:
         torch.set_num_threads(threads)
+    _threads_set["count"] = threads
     return threads
 
 
@@ -69,3 +86,22 @@ def prefer_passive_waiting() -> None:
     """Ask OpenMP to sleep rather than spin while waiting (unless the user chose); only effective before torch
     is imported, so only an application entry point (the CLI, a worker) calls it."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def remember_interrupts() -> None:
+    """Ctrl-C still raises KeyboardInterrupt at once, and is also noted until handled (see the module note)."""
+    signal.signal(signal.SIGINT, _note_interrupt)
+
+
+def _note_interrupt(signum: int, frame: FrameType | None) -> None:
+    _interrupts["pending"] = True
+    raise KeyboardInterrupt
+
+
+def interrupt_pending() -> bool:
+    """A Ctrl-C arrived and no handler has dealt with it (it was swallowed where Python ignores exceptions)."""
+    return _interrupts["pending"]
+
+
+def interrupt_handled() -> None:
+    _interrupts["pending"] = False

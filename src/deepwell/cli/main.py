@@ -19,7 +19,7 @@ from rich.panel import Panel
 
 from deepwell import __version__
 from deepwell.errors import DeepwellError
-from deepwell.runtime import prefer_passive_waiting
+from deepwell.runtime import prefer_passive_waiting, remember_interrupts
 
 app = typer.Typer(help="deepwell: train, evaluate and use deep networks on your own data.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -57,6 +57,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def run() -> None:
     """Entry point: the console script calls this, so every command shares one error handler."""
     prefer_passive_waiting()  # before torch is imported: idle OpenMP threads sleep instead of spinning
+    remember_interrupts()  # a Ctrl-C that lands in a garbage-collection callback still stops training
     warnings.showwarning = _show_warning
     try:
         app()  # standalone: typer handles usage errors (exit 2) and Ctrl-C itself

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.constrain import Constrain
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+
+class _BarsAndScores(Progress):
+    """The bars, then the latest epoch's scores on a line of their own (never wrapped: cut with "…").
+
+    Kept two columns narrower than the terminal: a line that fills the width lets the "^C" a terminal echoes
+    wrap onto a new line, and the final redraw then prints the display twice."""
+
+    scores = ""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        width = max(20, self.console.width - 2) if hasattr(self, "live") else None  # None: while constructing
+        yield Constrain(self.make_tasks_table(self.tasks), width)
+        if self.scores:
+            scores = Text.from_markup(self.scores, overflow="ellipsis")
+            scores.no_wrap = True
+            yield Constrain(scores, width)
 
 
 class EpochProgress:
@@ -19,12 +39,11 @@ class EpochProgress:
         self.steps_per_epoch = steps_per_epoch
         self.pending = 0
         if enabled:
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"),
+            self.progress = _BarsAndScores(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                 console=console, transient=False, refresh_per_second=5)
-            self.epochs = self.progress.add_task("epochs", total=total_epochs, stats="")
-            self.batches = self.progress.add_task("  batches", total=steps_per_epoch, stats="")
+            self.epochs = self.progress.add_task("epochs", total=total_epochs)
+            self.batches = self.progress.add_task("batches", total=steps_per_epoch)
 
     def __enter__(self) -> EpochProgress:
         if self.enabled:
@@ -58,8 +77,8 @@ class EpochProgress:
             return
         self.pending = 0
         value = row.get(f"val_{self.metric}")
-        stats = (f"train loss {row['train_loss']:.4f} · val loss {row['val_loss']:.4f}"
-                 + (f" · val {self.metric} {value:.4f}" if value is not None else "")
-                 + (" [green]★[/]" if improved else ""))
-        self.progress.update(self.epochs, advance=1, stats=stats)
+        self.progress.scores = (f"train loss {row['train_loss']:.4f} · val loss {row['val_loss']:.4f}"
+                                + (f" · val {self.metric} {value:.4f}" if value is not None else "")
+                                + (" [green]★ best so far[/]" if improved else ""))
+        self.progress.update(self.epochs, advance=1)
         self.progress.reset(self.batches, total=self.steps_per_epoch)

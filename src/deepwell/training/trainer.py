@@ -23,7 +23,7 @@ from deepwell.config import TrainingConfig
 from deepwell.errors import DataError
 from deepwell.evaluation.results import higher_is_better
 from deepwell.inference.network import network_outputs, resolve_device
-from deepwell.runtime import available_cpus
+from deepwell.runtime import available_cpus, interrupt_handled, interrupt_pending
 from deepwell.task import Task
 from deepwell.training.callbacks.base import Callback
 from deepwell.training.checkpoint import load_checkpoint
@@ -222,6 +222,7 @@ class Trainer:
             if self._stop is not None:
                 self.result.stop_reason = self._stop
         except KeyboardInterrupt:
+            interrupt_handled()
             self.result.stop_reason = StopReason.INTERRUPTED
             self._call("on_interrupt")
         finally:
@@ -327,6 +328,8 @@ class Trainer:
                 self.optimizer.step()
             if self.average is not None:
                 self.average.update()
+            if interrupt_pending():  # a Ctrl-C swallowed elsewhere (e.g. during a garbage collection)
+                raise KeyboardInterrupt
             loss_sum += loss.detach() * len(index)
             if not self.task.is_regression:
                 correct += (output.detach().argmax(dim=1) == target).sum()
