@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system-packages clean benchmark
+.PHONY: demo test install system-packages clean benchmark suite
 
 # Debian packages the tests use (speech is synthesised with espeak-ng, report pages are opened in
 # chromium); installed once, when missing.
@@ -39,6 +39,12 @@ benchmark: $(STAMP) system-packages
 	$(PY) benchmarks/run_tabular.py
 	$(PY) benchmarks/run_media.py
 	$(PY) benchmarks/run_capacity.py
+
+# The accuracy suite (issue 11): 31 datasets, deepwell's defaults beside classical baselines; about an hour.
+# Its text sets read apt's package lists and the installed manual pages, its letters the installed fonts.
+suite: $(STAMP) system-packages
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m benchmarks.suite.run
 
 clean:
 	rm -rf $(VENV) runs demo-data .pytest_cache

@@ -40,7 +40,7 @@ def train(data: TableLike | None = None, target: str | None = None, *, config: C
     `data` is a file path (CSV, TSV, Parquet, JSONL), a folder of class folders, or a DataFrame. `resume`
     continues a run folder whose training was interrupted (for a DataFrame run, pass the same DataFrame again).
     The run is tracked in MLflow when it is installed (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
-    ./mlflow.db; `track=False`, or DEEPWELL_TRACK=0 in the environment, to skip); `register` adds the model to
+    OUTPUT/mlflow.db; `track=False`, or DEEPWELL_TRACK=0 in the environment, to skip); `register` adds the model to
     the registry under that name. `callbacks` (training.callbacks.Callback) see the training loop.
     """
     tracking = TrackingOptions(enabled=track, uri=tracking_uri, experiment=experiment, register=register,
