@@ -1,0 +1,143 @@
+"""Run the suite: deepwell's defaults beside the best classical baseline on each dataset's fixed split.
+
+    python -m benchmarks.suite.run [--part tune|holdout|all] [--only NAME,…] [--seeds 42,1,2] [--work DIR]
+
+Accuracy for classification, RMSE for regression, on the test split. The gap is deepwell minus the baseline
+in accuracy points (positive: deepwell better), or the baseline's RMSE over deepwell's minus one in percent
+(positive: deepwell better). Bars (issue 11): median gap ≥ 0; no dataset below −2 points or −5%.
+Results are written after every dataset (a crash keeps what was measured). Run it alone on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.suite.baselines import CLASSIFICATION, best_baseline  # noqa: E402
+from benchmarks.suite.datasets import SUITE, Dataset  # noqa: E402
+
+BAR_POINTS, BAR_RELATIVE = -2.0, -5.0
+
+
+def run_deepwell(dataset: Dataset, table: Path, classes: int, seed: int, output: Path) -> dict:
+    import deepwell as dw
+
+    task = "regression" if dataset.task != CLASSIFICATION else "binary" if classes == 2 else "multiclass"
+    config = {"target": dataset.target, "task": task, "split": {"column": "split"}}
+    started = time.perf_counter()
+    model = dw.train(str(table), dataset.target, config=config, output=output, name=f"{dataset.name}-{seed}",
+                     seed=seed, quiet=True, track=False)
+    seconds = time.perf_counter() - started
+    metric = "accuracy" if dataset.task == CLASSIFICATION else "rmse"
+    training = model.metrics.training
+    return {"seed": seed, "test": float(model.metrics.test.model[metric]), "seconds": round(seconds, 2),
+            "epochs": training.epochs_run, "best_epoch": training.best_epoch, "stop": str(training.stop_reason),
+            "verdict": str(model.diagnosis.verdict.value) if model.diagnosis else None}
+
+
+def gap(task: str, ours: float, baseline: float) -> float:
+    """Positive when deepwell is better: accuracy points, or percent of RMSE."""
+    if task == CLASSIFICATION:
+        return 100 * (ours - baseline)
+    return 100 * (baseline / ours - 1) if ours > 0 else 0.0
+
+
+def measure(dataset: Dataset, work: Path, seeds: list[int]) -> dict:
+    started = time.perf_counter()
+    frame = dataset.frame(work)
+    build_seconds = time.perf_counter() - started
+    table = work / dataset.name / "data.parquet"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(table, index=False)
+    best, candidates = best_baseline(frame, dataset.target, dataset.task, dataset.kind)
+    classes = frame[dataset.target].nunique()
+    runs = [run_deepwell(dataset, table, classes, seed, work / "runs") for seed in seeds]
+    ours = statistics.mean(r["test"] for r in runs)
+    return {"name": dataset.name, "part": dataset.part, "kind": dataset.kind, "task": dataset.task,
+            "about": dataset.about, "rows": len(frame), "split": frame["split"].value_counts().to_dict(),
+            "classes": int(classes) if dataset.task == CLASSIFICATION else None,
+            "build_seconds": round(build_seconds, 1),
+            "deepwell": runs, "deepwell_test": ours, "baseline": best.__dict__,
+            "baselines": [c.__dict__ for c in candidates], "gap": gap(dataset.task, ours, best.test)}
+
+
+def summary(rows: list[dict]) -> dict:
+    gaps = [r["gap"] for r in rows]
+    failing = [r["name"] for r in rows
+               if r["gap"] < (BAR_POINTS if r["task"] == CLASSIFICATION else BAR_RELATIVE)]
+    return {"datasets": len(rows), "median_gap": statistics.median(gaps) if gaps else None,
+            "worst": min(rows, key=lambda r: r["gap"])["name"] if rows else None, "below_bar": failing}
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    lines = [f"# Benchmark suite: deepwell defaults beside the best classical baseline ({meta['date']}, "
+             f"{meta['cpus']} CPUs, seeds {meta['seeds']})", "",
+             "Test split of each dataset's fixed split. Accuracy (classification) or RMSE (regression). Gap: "
+             "deepwell − baseline in accuracy points, or baseline RMSE / deepwell RMSE − 1 in %; positive = "
+             "deepwell better. The baseline is the best on validation of the candidates for that kind of data. "
+             "Bar: gap ≥ −2 points / −5%.", ""]
+    for part in ("tune", "holdout"):
+        chosen = [r for r in rows if r["part"] == part]
+        if not chosen:
+            continue
+        facts = summary(chosen)
+        lines += [f"## {part} part: median gap {facts['median_gap']:+.2f}; below the bar: "
+                  f"{', '.join(facts['below_bar']) or 'none'}", "",
+                  "| dataset | kind | rows | deepwell | best baseline | gap | deepwell s | baseline s | epochs | bar |",
+                  "|---|---|---:|---:|---|---:|---:|---:|---|---|"]
+        for r in chosen:
+            metric = "acc" if r["task"] == CLASSIFICATION else "RMSE"
+            spread = ", ".join(f"{d['test']:.4g}" for d in r["deepwell"])
+            epochs = ", ".join(f"{d['epochs']} ({d['stop']})" for d in r["deepwell"])
+            seconds = statistics.median(d["seconds"] for d in r["deepwell"])
+            unit = "pt" if r["task"] == CLASSIFICATION else "%"
+            bar = BAR_POINTS if r["task"] == CLASSIFICATION else BAR_RELATIVE
+            lines.append(f"| {r['name']} ({r['about']}) | {r['kind']} | {r['rows']} | {metric} {r['deepwell_test']:.4g}"
+                         f" ({spread}) | {r['baseline']['name']} {r['baseline']['test']:.4g} | "
+                         f"{r['gap']:+.2f} {unit} | {seconds:.1f} | {r['baseline']['seconds']:.1f} | {epochs} | "
+                         f"{'✓' if r['gap'] >= bar else '✗'} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["tune", "holdout", "all"], default="all")
+    parser.add_argument("--only", default="", help="comma-separated dataset names")
+    parser.add_argument("--seeds", default="42")
+    parser.add_argument("--work", default=None, help="folder for generated files and runs (default: temporary)")
+    args = parser.parse_args()
+    only = {n for n in args.only.split(",") if n}
+    chosen = [d for d in SUITE if (args.part == "all" or d.part == args.part) and (not only or d.name in only)]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    stem = "suite" if args.part == "all" and not only else f"suite-{args.part if not only else 'only'}"
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "seeds": seeds}
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp)
+        for dataset in chosen:
+            rows.append(measure(dataset, work, seeds))
+            r = rows[-1]
+            print(f"{r['name']:18s} deepwell {r['deepwell_test']:.4f}  {r['baseline']['name']} "
+                  f"{r['baseline']['test']:.4f}  gap {r['gap']:+.2f}", file=sys.stderr, flush=True)
+            RESULTS.mkdir(exist_ok=True)
+            parts = {p: summary([r for r in rows if r["part"] == p]) for p in ("tune", "holdout")
+                     if any(r["part"] == p for r in rows)}
+            (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "summary": parts, "datasets": rows},
+                                                             indent=1, default=str) + "\n")
+            (RESULTS / f"{stem}.md").write_text(markdown(rows, meta))
+    print(markdown(rows, meta))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The benchmark suite's own machinery (benchmarks/suite): fixed splits, the gap's sign, baselines chosen on
+validation, the manual-page reader and the audio statistics. The suite itself is a benchmark, not a test."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.suite import baselines, datasets, run  # noqa: E402
+
+
+def test_the_split_is_fixed_stratified_and_differs_by_dataset():
+    target = pd.Series(["a"] * 70 + ["b"] * 30)
+    first = datasets.fixed_split(target, datasets.CLASSIFICATION, "one")
+    assert (first == datasets.fixed_split(target, datasets.CLASSIFICATION, "one")).all()
+    assert not (first == datasets.fixed_split(target, datasets.CLASSIFICATION, "two")).all()
+    counts = pd.crosstab(first, target)
+    assert counts.loc["train", "a"] == 49 and counts.loc["train", "b"] == 21  # 70% of each class
+
+
+def test_the_gap_is_positive_when_deepwell_is_better():
+    assert run.gap(datasets.CLASSIFICATION, 0.90, 0.85) == pytest.approx(5.0)
+    assert run.gap(datasets.REGRESSION, 2.0, 2.2) == pytest.approx(10.0)  # lower RMSE than the baseline
+    assert run.gap(datasets.REGRESSION, 2.2, 2.0) < 0
+
+
+def test_the_baseline_is_chosen_on_validation_not_test():
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame["split"] = datasets.fixed_split(frame["target"], datasets.CLASSIFICATION, "iris")
+    best, candidates = baselines.best_baseline(frame, "target", datasets.CLASSIFICATION, "table")
+    assert {c.name for c in candidates} == {"logistic regression", "gradient boosting", "random forest"}
+    assert best.validation == max(c.validation for c in candidates) and best.test > 0.8
+
+
+def test_manual_page_sections_are_read_as_plain_text(tmp_path):
+    page = tmp_path / "ls.1.gz"
+    with gzip.open(page, "wt") as out:
+        out.write('.TH LS 1\n.SH NAME\nls \\- list directory contents\n.SH SYNOPSIS\n.B ls\n'
+                  '.SH DESCRIPTION\n.\\" a comment\nList information about the \\fBFILE\\fRs.\n.SH AUTHOR\nx\n')
+    assert datasets._man_section(page, "NAME") == "ls - list directory contents"
+    assert datasets._man_section(page, "DESCRIPTION") == "List information about the FILE s."
+
+
+def test_log_mel_statistics_ignore_leading_silence(tmp_path):
+    import soundfile
+
+    rate = 16_000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate // 2) / rate).astype(np.float32)
+    soundfile.write(tmp_path / "a.wav", tone, rate)
+    soundfile.write(tmp_path / "b.wav", np.concatenate([np.zeros(rate // 4, np.float32), tone]), rate)
+    stats = baselines.log_mel_statistics(pd.DataFrame({"audio": [str(tmp_path / "a.wav"),
+                                                                 str(tmp_path / "b.wav")]}))
+    assert stats.shape == (2, 4 * 40)
+    assert np.allclose(stats[0, :40], stats[1, :40], atol=3.0)  # silence averaged in would cost ~30 dB
