@@ -11,7 +11,7 @@ import soundfile
 import torch
 
 import deepwell as dw
-from deepwell.data.media import decode_audio
+from deepwell.data.media import decode_audio, read_audio, trim_silence
 from deepwell.models.audio import AudioEncoder, LogMel, mel_filter_bank
 
 AUDIO = {"n_mels": 32, "width": 8, "duration": 0.8}
@@ -47,7 +47,7 @@ def test_save_load_round_trip_and_every_audio_form(words_model, spoken_words, tm
     loaded = dw.load(words_model.save(tmp_path / "m"))
     np.testing.assert_array_equal(words_model.predict_proba(spoken_words), loaded.predict_proba(spoken_words))
     wave, rate = soundfile.read(path, dtype="int16")
-    resampled = decode_audio(path, 16000, 12800)
+    resampled = read_audio(path, 16000)  # a waveform in memory, at the model's rate
     forms = pd.DataFrame({"audio": [str(path), path.read_bytes(), resampled]})
     proba = loaded.predict_proba(forms)
     np.testing.assert_allclose(proba, np.repeat(proba[:1], 3, axis=0), atol=1e-5)
@@ -70,6 +70,34 @@ def test_decoding_mixes_to_mono_resamples_and_pads(tmp_path):
     soundfile.write(buffer, stereo, rate, format="WAV")
     from_bytes = decode_audio(buffer.getvalue(), 16000, 16000).astype(int)
     assert np.abs(from_bytes - wave).max() <= 1  # 16-bit WAV vs 24-bit FLAC rounding
+
+
+def test_silence_is_trimmed_before_the_clip_is_centred(tmp_path):
+    rate = 16000
+    tone = (0.5 * np.sin(2 * np.pi * 300 * np.arange(rate // 4) / rate)).astype(np.float32)
+    late = np.concatenate([np.zeros(rate // 2, np.float32), tone, np.zeros(rate // 10, np.float32)])
+    assert len(trim_silence(late, rate)) == len(tone)
+    early = decode_audio(tone, rate, rate, trim=True)
+    np.testing.assert_array_equal(decode_audio(late, rate, rate, trim=True), early)  # the pause is gone
+    assert not np.array_equal(decode_audio(late, rate, rate), early)  # without trimming it shifts the word
+    assert np.array_equal(trim_silence(np.zeros(800, np.float32), rate), np.zeros(800))  # silence stays
+
+
+def test_auto_duration_covers_the_long_clips_and_old_models_do_not_trim(tmp_path):
+    from deepwell.config import ColumnConfig
+    from deepwell.features.audio import AudioFeature
+
+    rate = 16000
+    paths = []
+    for i, seconds in enumerate([0.4] * 15 + [1.33] * 5):  # a quarter of the clips are long
+        wave = np.concatenate([np.zeros(rate // 5), 0.3 * np.ones(int(seconds * rate))]).astype(np.float32)
+        soundfile.write(tmp_path / f"{i}.wav", wave, rate)
+        paths.append(str(tmp_path / f"{i}.wav"))
+    feature = AudioFeature("audio", ColumnConfig(type="audio"))
+    feature.resolve(pd.Series(paths), None)
+    assert feature.audio.duration == 1.4  # 95th percentile of the trimmed lengths, rounded up
+    feature.set_state({"mean": 0.0, "std": 1.0})  # the state of a model saved before trimming existed
+    assert feature.audio.trim_silence is False
 
 
 def test_bad_audio_files_are_skipped_and_listed(spoken_words, tmp_path):

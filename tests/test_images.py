@@ -195,3 +195,22 @@ def test_a_served_file_column_takes_bytes_never_a_path(digits_model, digits_fold
     _, predictions = predict(digits_model, pd.DataFrame({"image": [content, "bm90IGFuIGltYWdl"]}), file_contents=True)
     assert predictions.errors[0] is None and predictions.errors[1] is not None
     assert predictions.predictions[1] is None
+
+
+def test_auto_size_follows_the_images_shorter_side(tmp_path):
+    from deepwell.config import ColumnConfig
+    from deepwell.features.image import ImageFeature
+
+    def chosen(width: int, height: int) -> int:
+        paths = []
+        for i in range(3):
+            path = tmp_path / f"{width}x{height}-{i}.png"
+            Image.new("L", (width, height)).save(path)
+            paths.append(str(path))
+        feature = ImageFeature("image", ColumnConfig(type="image"))
+        feature.resolve(pd.Series(paths), None)
+        return feature.image.size
+
+    assert chosen(8, 8) == 16  # digit scans are not blown up to 64×64
+    assert chosen(30, 28) == 32
+    assert chosen(640, 480) == 64  # photos are cut down as before

@@ -1,6 +1,7 @@
 """Run the suite: deepwell's defaults beside the best classical baseline on each dataset's fixed split.
 
     python -m benchmarks.suite.run [--part tune|holdout|all] [--only NAME,…] [--seeds 42,1,2] [--work DIR]
+                                   [--stem FILE_NAME]
 
 Accuracy for classification, RMSE for regression, on the test split. The gap is deepwell minus the baseline
 in accuracy points (positive: deepwell better), or the baseline's RMSE over deepwell's minus one in percent
@@ -116,11 +117,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated dataset names")
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--work", default=None, help="folder for generated files and runs (default: temporary)")
+    parser.add_argument("--stem", default=None, help="results file name (default: suite, suite-<part>, suite-only)")
     args = parser.parse_args()
     only = {n for n in args.only.split(",") if n}
     chosen = [d for d in SUITE if (args.part == "all" or d.part == args.part) and (not only or d.name in only)]
     seeds = [int(s) for s in args.seeds.split(",")]
-    stem = "suite" if args.part == "all" and not only else f"suite-{args.part if not only else 'only'}"
+    stem = args.stem or ("suite" if args.part == "all" and not only else f"suite-{args.part if not only else 'only'}")
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "seeds": seeds}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -43,7 +43,9 @@ class PretrainedOptions(_Strict):
 class ImageOptions(PretrainedOptions):
     """How an image column is decoded, augmented and encoded by its residual CNN."""
 
-    size: int = Field(64, ge=8, description="images are resized (shorter side) and centre-cropped to size×size")
+    size: Annotated[int, Field(ge=8)] | Literal["auto"] = Field(
+        "auto", description="images are resized (shorter side) and centre-cropped to size×size; auto: the images' "
+        "median shorter side rounded up to a multiple of 8, within 16–64")
     channels: Literal["auto", 1, 3] = Field("auto", description="auto: 3 if the images are in colour, else 1")
     augment: bool = Field(True, description="random augmentation while training (never at prediction)")
     crop_scale: float = Field(0.75, gt=0, le=1, description="random resized crop keeps at least this area")
@@ -58,7 +60,11 @@ class AudioOptions(PretrainedOptions):
     """How an audio column is decoded, turned into a log-mel spectrogram, augmented and encoded."""
 
     sample_rate: int = Field(16000, ge=1000, description="audio is mixed to mono and resampled to this rate")
-    duration: float = Field(1.0, gt=0, description="seconds kept: longer clips are centre-cropped, shorter padded")
+    duration: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        "auto", description="seconds kept (after trimming silence): longer clips are centre-cropped, shorter "
+        "padded; auto: the 95th percentile of the clips' lengths, 0.5–10 s")
+    trim_silence: bool = Field(True, description="cut leading and trailing silence (40 dB below the clip's "
+                               "loudest 10 ms) first, so where a word sits does not depend on a pause before it")
     n_mels: int = Field(64, ge=8, description="mel bands of the spectrogram")
     window_ms: float = Field(25.0, gt=0, description="STFT window length")
     hop_ms: float = Field(10.0, gt=0, description="STFT hop length")
@@ -82,6 +88,8 @@ class TextOptions(PretrainedOptions):
         "may differ by a few tokens between runs")
     encoder: Literal["bag", "cnn", "transformer"] = Field(
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
+    ngrams: int = Field(1, ge=1, le=3, description="bag encoder: also embed runs of 2 or 3 tokens seen at least "
+                        "min_frequency times in training (like fastText's word n-grams)")
     layers: int = Field(2, ge=1, description="transformer layers")
     heads: int = Field(4, ge=1, description="transformer attention heads (must divide the embedding size)")
 

@@ -76,8 +76,23 @@ def decode_image(value: Any, size: int, channels: int) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
 
-def decode_audio(value: Any, sample_rate: int, samples: int) -> np.ndarray:
-    """int16 [samples]: mixed to mono, resampled (polyphase), centre-cropped or zero-padded."""
+def decode_audio(value: Any, sample_rate: int, samples: int, trim: bool = False) -> np.ndarray:
+    """int16 [samples]: mixed to mono, resampled (polyphase), silence trimmed (`trim`), centre-cropped or
+    zero-padded."""
+    wave = read_audio(value, sample_rate)
+    if trim:
+        wave = trim_silence(wave, sample_rate)
+    if len(wave) >= samples:
+        start = (len(wave) - samples) // 2
+        wave = wave[start:start + samples]
+    else:
+        pad = samples - len(wave)
+        wave = np.pad(wave, (pad // 2, pad - pad // 2))
+    return (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+
+
+def read_audio(value: Any, sample_rate: int) -> np.ndarray:
+    """float32 mono waveform at `sample_rate` from a path, file bytes or an array (already at that rate)."""
     import soundfile
     from scipy.signal import resample_poly
 
@@ -97,13 +112,33 @@ def decode_audio(value: Any, sample_rate: int, samples: int) -> np.ndarray:
     if rate != sample_rate:
         divisor = np.gcd(int(rate), int(sample_rate))
         wave = resample_poly(wave, sample_rate // divisor, int(rate) // divisor).astype(np.float32)
-    if len(wave) >= samples:
-        start = (len(wave) - samples) // 2
-        wave = wave[start:start + samples]
-    else:
-        pad = samples - len(wave)
-        wave = np.pad(wave, (pad // 2, pad - pad // 2))
-    return (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+    return wave
+
+
+def trim_silence(wave: np.ndarray, sample_rate: int, below_peak_db: float = 40.0) -> np.ndarray:
+    """The waveform from its first to its last 10 ms frame within `below_peak_db` of the loudest frame."""
+    frame = max(1, sample_rate // 100)
+    frames = len(wave) // frame
+    if frames == 0:
+        return wave
+    energy = np.square(wave[:frames * frame].reshape(frames, frame), dtype=np.float64).mean(axis=1)
+    loud = np.flatnonzero(energy > energy.max() * 10 ** (-below_peak_db / 10))
+    if len(loud) == 0:  # digital silence
+        return wave
+    return wave[loud[0] * frame:(loud[-1] + 1) * frame]
+
+
+def image_side(value: Any) -> int | None:
+    """The shorter side of one image in pixels (only the header is read), None when unreadable."""
+    from PIL import Image
+
+    try:
+        if isinstance(value, np.ndarray):
+            return int(min(value.shape[:2]))
+        with Image.open(value if isinstance(value, Path) else io.BytesIO(value)) as image:
+            return int(min(image.size))
+    except Exception:
+        return None
 
 
 def image_is_colour(value: Any) -> bool:

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from deepwell.config import ImageOptions
-from deepwell.data.media import LoadedFile, decode_image, image_is_colour, resolve_path
+from deepwell.data.media import LoadedFile, decode_image, image_is_colour, image_side, resolve_path
 from deepwell.features.files import FileFeature
+
+AUTO_SIZE = (16, 64)  # pixels: the range `size: auto` chooses from
 
 
 class ImageFeature(FileFeature):
@@ -29,12 +31,20 @@ class ImageFeature(FileFeature):
         return 1 if self.image.channels == "auto" else int(self.image.channels)
 
     def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
+        """`channels: auto` → 3 if any of 20 images is in colour; `size: auto` → their median shorter side,
+        rounded up to a multiple of 8, within 16–64 px (small scans are not blown up 8×, photos are cut to 64)."""
+        if "auto" not in (self.image.channels, self.image.size):
+            return
+        sample = [v.array if isinstance(v, LoadedFile) else resolve_path(v, base_dir)
+                  for v in values.dropna().head(20)]
+        changes: dict[str, Any] = {}
         if self.image.channels == "auto":
-            sample = [v.array if isinstance(v, LoadedFile) else resolve_path(v, base_dir)
-                      for v in values.dropna().head(20)]
-            channels = 3 if any(image_is_colour(v) for v in sample) else 1
-            self.options = self.options.model_copy(update={"image": self.image.model_copy(
-                update={"channels": channels})})
+            changes["channels"] = 3 if any(image_is_colour(v) for v in sample) else 1
+        if self.image.size == "auto":
+            sides = [side for side in map(image_side, sample) if side]
+            side = float(np.median(sides)) if sides else AUTO_SIZE[1]
+            changes["size"] = int(min(max(8 * np.ceil(side / 8), AUTO_SIZE[0]), AUTO_SIZE[1]))
+        self.options = self.options.model_copy(update={"image": self.image.model_copy(update=changes)})
 
     def decode(self, value: Any) -> np.ndarray:
         return decode_image(value, self.image.size, self.channels)

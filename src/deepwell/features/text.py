@@ -59,12 +59,38 @@ class TextFeature(Feature):
     def text(self) -> TextOptions:
         return self.options.text or TextOptions()
 
+    ngram_keys: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted keys of the n-grams kept (see _keys)
+
     def fit(self, values: pd.Series) -> None:
         texts = values.dropna().astype(str).tolist()
         self.tokenizer = train_tokenizer(texts, self.text.tokenizer, self.options.max_vocabulary,
                                          self.options.min_frequency)
+        self.ngram_keys = np.zeros(0, dtype=np.int64)
+        if self.text.ngrams > 1 and self.text.encoder == "bag":
+            tokens = self._token_ids(values.dropna())
+            keys = np.concatenate([_keys(tokens, n, self.tokenizer.get_vocab_size())
+                                   for n in range(2, self.text.ngrams + 1)])
+            found, counts = np.unique(keys[keys >= 0], return_counts=True)
+            frequent = found[counts >= self.options.min_frequency]
+            if len(frequent) > self.options.max_vocabulary:  # the most frequent ones
+                order = np.argsort(-counts[counts >= self.options.min_frequency], kind="stable")
+                frequent = np.sort(frequent[order[:self.options.max_vocabulary]])
+            self.ngram_keys = frequent
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
+        tokens = self._token_ids(values)
+        if not len(self.ngram_keys):
+            return tokens
+        vocabulary = self.tokenizer.get_vocab_size()
+        columns = [tokens]
+        for n in range(2, self.text.ngrams + 1):
+            keys = _keys(tokens, n, vocabulary)
+            at = np.searchsorted(self.ngram_keys, keys).clip(max=len(self.ngram_keys) - 1)
+            known = (keys >= 0) & (self.ngram_keys[at] == keys)
+            columns.append(np.where(known, vocabulary + at, 0))  # 0: padding, ignored by the bag
+        return np.concatenate(columns, axis=1)
+
+    def _token_ids(self, values: pd.Series) -> np.ndarray:
         self.tokenizer.enable_truncation(self.options.max_tokens)
         self.tokenizer.enable_padding(length=self.options.max_tokens, pad_id=0, pad_token=PAD)
         texts = values.astype("string").fillna("").tolist()
@@ -73,13 +99,29 @@ class TextFeature(Feature):
     def encoder_spec(self) -> dict[str, Any]:
         dim = self.options.embedding_dim or 128
         return {"kind": "bag" if self.text.encoder == "bag" else f"text_{self.text.encoder}",
-                "num_embeddings": self.tokenizer.get_vocab_size(), "dim": dim,
+                "num_embeddings": self.tokenizer.get_vocab_size() + len(self.ngram_keys), "dim": dim,
                 "max_tokens": self.options.max_tokens, "layers": self.text.layers, "heads": self.text.heads}
 
     def get_state(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_str()}
+        return {"tokenizer": self.tokenizer.to_str(), "ngram_keys": self.ngram_keys.tolist()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_str(state["tokenizer"])
+        self.ngram_keys = np.asarray(state.get("ngram_keys", []), dtype=np.int64)
+
+
+def _keys(tokens: np.ndarray, n: int, vocabulary: int) -> np.ndarray:
+    """One int64 per run of n consecutive tokens (t1·V^(n-1) + … + tn; -1 where a run touches padding),
+    [rows, max_tokens - n + 1]. Exact, not hashed: 20,000³ still fits in 63 bits."""
+    width = tokens.shape[1] - n + 1
+    if width <= 0:
+        return np.full((len(tokens), 0), -1, dtype=np.int64)
+    keys = np.zeros((len(tokens), width), dtype=np.int64)
+    padded = np.zeros((len(tokens), width), dtype=bool)
+    for i in range(n):
+        window = tokens[:, i:i + width]
+        keys = keys * vocabulary + window
+        padded |= window == 0
+    return np.where(padded, -1, keys)
