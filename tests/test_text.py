@@ -27,7 +27,7 @@ def test_tokenizer_is_learned_from_training_text_and_saved_as_json(sms_csv, kind
     feature.fit(texts)
     assert 100 < feature.tokenizer.get_vocab_size() <= 500
     ids = feature.transform(pd.Series(["Free entry to win a prize!", None]))
-    assert ids.shape == (2, 16) and ids[0, 0] > 1 and (ids[1] == 0).all()
+    assert ids.shape == (2, 16 + 15) and ids[0, 0] > 1 and (ids[1] == 0).all()  # tokens, then token pairs
     restored = TextFeature("text", feature.options)
     restored.set_state(json.loads(json.dumps(feature.get_state())))
     np.testing.assert_array_equal(restored.transform(texts.head(50)), feature.transform(texts.head(50)))
@@ -117,3 +117,22 @@ def test_fine_tuned_minilm_trains_end_to_end_and_reloads_exactly(sms_csv, tmp_pa
     assert arch["inputs"]["text"]["source"] == "assets/text"  # no path to this machine in the model
     np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(sample.head(20)),
                                model.predict_proba(sample.head(20)), atol=1e-6)
+
+
+def test_the_bag_also_embeds_token_pairs_seen_in_training():
+    texts = pd.Series(["free prize now", "call now free prize", "free prize inside", "see you at lunch",
+                       "lunch at noon", "see you soon"] * 3)
+    feature = TextFeature("text", ColumnConfig(type="text", max_tokens=6))
+    feature.fit(texts)
+    vocabulary = feature.tokenizer.get_vocab_size()
+    assert len(feature.ngram_keys) > 0  # "free prize", "see you", …
+    ids = feature.transform(pd.Series(["free prize", "prize free"]))
+    assert ids.shape == (2, 6 + 5)  # tokens, then one slot per adjacent pair
+    assert (ids[0, 6:] >= vocabulary).sum() == 1 and (ids[1, 6:] == 0).all()  # an unseen pair is padding
+    restored = TextFeature("text", ColumnConfig(type="text", max_tokens=6))
+    restored.set_state(json.loads(json.dumps(feature.get_state())))
+    np.testing.assert_array_equal(restored.transform(pd.Series(["free prize"])), ids[:1])
+    assert feature.encoder_spec()["num_embeddings"] == vocabulary + len(feature.ngram_keys)
+    tokens_only = TextFeature("text", ColumnConfig(type="text", max_tokens=6, text=TextOptions(ngrams=1)))
+    tokens_only.fit(texts)
+    assert tokens_only.transform(texts).shape == (len(texts), 6)

@@ -88,8 +88,8 @@ class TextOptions(PretrainedOptions):
         "may differ by a few tokens between runs")
     encoder: Literal["bag", "cnn", "transformer"] = Field(
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
-    ngrams: int = Field(1, ge=1, le=3, description="bag encoder: also embed runs of 2 or 3 tokens seen at least "
-                        "min_frequency times in training (like fastText's word n-grams)")
+    ngrams: int = Field(2, ge=1, le=3, description="bag encoder: also embed runs of up to this many tokens seen at "
+                        "least min_frequency times in training (like fastText's word n-grams); 1: tokens only")
     layers: int = Field(2, ge=1, description="transformer layers")
     heads: int = Field(4, ge=1, description="transformer attention heads (must divide the embedding size)")
 

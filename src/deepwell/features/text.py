@@ -68,7 +68,7 @@ class TextFeature(Feature):
         self.ngram_keys = np.zeros(0, dtype=np.int64)
         if self.text.ngrams > 1 and self.text.encoder == "bag":
             tokens = self._token_ids(values.dropna())
-            keys = np.concatenate([_keys(tokens, n, self.tokenizer.get_vocab_size())
+            keys = np.concatenate([_keys(tokens, n, self.tokenizer.get_vocab_size()).ravel()
                                    for n in range(2, self.text.ngrams + 1)])
             found, counts = np.unique(keys[keys >= 0], return_counts=True)
             frequent = found[counts >= self.options.min_frequency]
