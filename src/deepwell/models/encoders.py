@@ -43,9 +43,14 @@ class PeriodicNumericEncoder(nn.Module):
 
 
 class CategoryEncoder(nn.Module):
+    """One learned vector per category, started small for the reason the bag of tokens gives (suite, tune
+    part, N(0, 1) → N(0, 0.1²): chile 0.6632 → 0.6684 accuracy, slid and star RMSE 0.5% and 0.8% lower, adult
+    unchanged)."""
+
     def __init__(self, num_embeddings: int, dim: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.embedding = nn.Embedding(num_embeddings, dim)
+        nn.init.normal_(self.embedding.weight, std=BagOfTokensEncoder.INITIAL_STD)  # as for tokens, see there
         self.dropout = nn.Dropout(dropout)
         self.output_dim = dim
 
