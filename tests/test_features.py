@@ -82,9 +82,9 @@ def test_unseen_and_missing_categories_use_their_buckets(table):
 def test_text_becomes_padded_token_ids(table):
     pre = fit(table)
     tokens = pre.transform(table.head(3))["review"]
-    assert tokens.dtype == torch.int64 and tokens.shape == (3, 64)
+    assert tokens.dtype == torch.int64 and tokens.shape == (3, 64 + 63)  # 64 tokens, then 63 token pairs
     assert (tokens[:, 0] > 1).all()  # first token known
-    assert (tokens[:, 10:] == 0).all()  # padding
+    assert (tokens[:, 10:64] == 0).all() and (tokens[:, 64 + 10:] == 0).all()  # padding
 
 
 def test_datetime_is_expanded_and_binary_is_zero_one(table):

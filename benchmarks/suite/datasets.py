@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import io
 import re
 import subprocess
 import tarfile
@@ -268,17 +269,11 @@ def spoken_digits(folder: Path) -> pd.DataFrame:
                 raw = subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-p",
                                       str(int(rng.integers(30, 70))), "--stdout", word],
                                      capture_output=True, check=True).stdout
-                samples, rate = soundfile.read(_wav_bytes(raw), dtype="float32")
+                samples, rate = soundfile.read(io.BytesIO(raw), dtype="float32")
                 silence = np.zeros(int(rng.uniform(0, 0.3) * rate), dtype=np.float32)
                 soundfile.write(path, np.concatenate([silence, samples]), rate)
                 rows.append({"audio": str(path), "digit": word, "split": split_of.get(voice, "test")})
     return pd.DataFrame(rows)
-
-
-def _wav_bytes(raw: bytes):  # noqa: ANN202 — a file-like object soundfile reads
-    import io
-
-    return io.BytesIO(raw)
 
 
 # --- the suite -------------------------------------------------------------------------------------------
