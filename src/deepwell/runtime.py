@@ -58,10 +58,12 @@ def requested_threads(setting: int | str | None = None) -> int:
     """`setting` (an int, or "auto"/None), else $DEEPWELL_THREADS, else `available_cpus()`."""
     if isinstance(setting, int):
         return setting
+    return _threads_from_env() or available_cpus()
+
+
+def _threads_from_env() -> int | None:
     from_env = os.environ.get("DEEPWELL_THREADS", "").strip()
-    if from_env.isdigit() and int(from_env) > 0:
-        return int(from_env)
-    return available_cpus()
+    return int(from_env) if from_env.isdigit() and int(from_env) > 0 else None
 
 
 def use_threads(setting: int | str | None = None) -> int:
@@ -73,7 +75,7 @@ def use_threads(setting: int | str | None = None) -> int:
 
     current = torch.get_num_threads()
     threads = requested_threads(setting)
-    explicit = isinstance(setting, int) or "DEEPWELL_THREADS" in os.environ
+    explicit = isinstance(setting, int) or _threads_from_env() is not None
     if not explicit and current != _threads_set["count"]:  # torch's default or the user's own choice
         threads = min(current, threads)
     if current != threads:
