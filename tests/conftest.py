@@ -22,6 +22,9 @@ def _no_side_effects_outside_tmp(tmp_path_factory):
 
     os.environ["DEEPWELL_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     os.environ["DEEPWELL_TRACK"] = "0"  # tracking tests turn it on explicitly (track=True)
+    # one network per training unless a test asks for a preset: the ensemble tests (test_ensemble.py) cover
+    # the balanced default, and five networks per small fit would make the suite five times slower
+    os.environ["DEEPWELL_PRESET"] = "fast"
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     yield
 

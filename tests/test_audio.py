@@ -36,6 +36,12 @@ def test_spoken_words_are_learned_from_audio_paths(words_model):
     assert words_model.metrics.validation.model["accuracy"] > 0.4 > 0.25  # chance is 0.25
 
 
+def test_speech_is_judged_against_a_linear_model_on_log_mel_statistics(words_model):
+    reference = words_model.metrics.reference
+    assert reference.model["learner"] == "logistic regression on log-mel statistics"
+    assert reference.model["accuracy"] > 0.25  # above chance on an unseen voice
+
+
 def test_audio_column_is_inferred_from_paths(spoken_words):
     profile = dw.describe(spoken_words).set_index("name")
     assert profile.loc["audio", "type"] == "audio"

@@ -1,4 +1,5 @@
-"""Fit diagnosis after every run: underfit, overfit, good fit, not converged — with evidence and prescriptions."""
+"""Fit diagnosis after every run: underfit, overfit, good fit, not converged, stopped too early — with evidence
+and prescriptions, and the classical reference it is judged against."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_a_one_unit_network_on_xor_is_underfit_and_told_to_grow(xor, tmp_path):
     assert diagnosis.evidence["train_skill_over_baseline"] < 0.2
     # gradient boosting shows what is achievable on these inputs: far below the network's training error
     assert diagnosis.evidence["reference_validation_error"] < 0.1 < 0.4 < diagnosis.evidence["train_error"]
-    assert "gradient-boosting reference" in diagnosis.summary
+    assert "simple reference model" in diagnosis.summary and diagnosis.evidence["reference"].startswith("gradient")
     assert abs(diagnosis.evidence["gap"]) < 2 * diagnosis.evidence["expected_noise"]
     changes = {p.setting: (p.current, p.to) for p in diagnosis.prescriptions}
     assert changes["model.hidden_width"] == (1, 2) and changes["model.hidden_layers"] == (1, 2)
@@ -77,10 +78,70 @@ def test_noisy_data_at_the_reference_level_is_not_called_underfit(diabetes_frame
     assert model.diagnosis.verdict != "underfit", model.diagnosis.summary
 
 
-def test_inputs_the_reference_cannot_read_fall_back_to_the_baseline_rule(sms_csv, tmp_path):
+def test_text_is_judged_against_tfidf_and_a_linear_model(sms_csv, tmp_path):
+    """Three epochs of the bag of tokens on 300 messages: TF-IDF + logistic regression, fitted on the same
+    tokens, is the yardstick — and the summary says when it beats the network, and by how much."""
     sample = pd.read_csv(sms_csv).head(300)
     model = dw.train(sample, "label", output=tmp_path, epochs=3, seed=0, quiet=True)
-    assert model.metrics.reference is None and "reference_validation_error" not in model.diagnosis.evidence
+    reference = model.metrics.reference
+    assert reference.model["learner"] == "logistic regression on TF-IDF of the tokens"
+    assert reference.model["accuracy"] > model.metrics.validation.baseline["accuracy"]
+    evidence = model.diagnosis.evidence
+    if evidence["reference_validation_error"] < evidence["validation_error"] - evidence["expected_noise"]:
+        assert evidence["reference_beats_network_by"] > 0
+        assert "A simple model beats the network here" in model.diagnosis.summary
+
+
+def test_inputs_the_reference_cannot_read_fall_back_to_the_baseline_rule():
+    from deepwell.evaluation.reference import reference_scores
+
+    tokens = {"t": np.ones((10, 4), dtype=np.int64)}
+    specs = {"t": {"kind": "pretrained_text", "model": "folder"}}
+    y = np.arange(10) % 2
+    assert reference_scores(specs, tokens, y, tokens, y, dw.Task.BINARY, 2, lambda o, t: {}) is None
+
+
+def stopped_after(epochs: int, train_losses: list[float], validation_rows: int = 54):
+    """A history and metrics as a run early-stopped at `epochs` would leave them (high training error)."""
+    from deepwell.evaluation.results import RunMetrics
+
+    history = pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": train_losses,
+                            "val_loss": np.linspace(1.2, 1.0, epochs) + 0.05 * np.sin(np.arange(epochs))})
+    metrics = RunMetrics.from_dict({
+        "task": "multiclass", "target": "word",
+        "train": {"rows": 240, "model": {"accuracy": 0.64}, "baseline": {"accuracy": 0.1}},
+        "validation": {"rows": validation_rows, "model": {"accuracy": 0.55}, "baseline": {"accuracy": 0.1}},
+        "training": {"best_epoch": epochs - 8, "epochs_run": epochs, "stop_reason": "early stopping",
+                     "seconds": 10, "parameters": 1000, "batch_size": 32, "device": "cpu"},
+        "reference": {"rows": validation_rows, "model": {"learner": "logistic regression on log-mel statistics",
+                                                         "accuracy": 0.91}}})
+    config = {"training": {"patience": 8, "epochs": 60, "weight_decay": 0.01},
+              "split": {"train": 0.7, "validation": 0.15, "column": None, "validation_file": None},
+              "model": {"hidden_width": 256, "hidden_layers": 3, "dropout": 0.2}}
+    return history, metrics, config
+
+
+def test_a_run_stopped_while_still_learning_fast_is_stopped_too_early_not_underfit():
+    from deepwell.evaluation.diagnosis import diagnose
+
+    history, metrics, config = stopped_after(16, list(np.geomspace(2.3, 1.0, 16)))  # -5% per epoch
+    diagnosis = diagnose(history, metrics, config)
+    assert diagnosis.verdict == "stopped too early", diagnosis.summary
+    assert "54 validation rows" in diagnosis.summary and "not a larger network" in diagnosis.summary
+    changes = {p.setting: (p.current, p.to) for p in diagnosis.prescriptions}
+    assert changes["training.patience"] == (8, 24) and changes["training.epochs"] == (60, 120)
+    assert changes["split.validation"] == (0.15, 0.3) and changes["split.train"] == (0.7, 0.55)
+    assert "model.hidden_width" not in changes
+    # the simple model's lead is named, with its size
+    assert diagnosis.evidence["reference_beats_network_by"] == pytest.approx(0.36)
+    assert "36.0 points of accuracy better" in diagnosis.summary
+
+
+def test_a_run_whose_training_loss_has_flattened_is_still_underfit():
+    from deepwell.evaluation.diagnosis import diagnose
+
+    history, metrics, config = stopped_after(16, [2.3] * 4 + [1.5] * 12)
+    assert diagnose(history, metrics, config).verdict == "underfit"
 
 
 def test_a_budget_too_short_is_not_converged(xor, tmp_path):

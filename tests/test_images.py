@@ -37,6 +37,13 @@ def test_class_folder_trains_a_cnn_that_beats_the_baseline(digits_model):
     assert config.columns["image"].image.channels == 1  # grayscale scans detected
 
 
+def test_images_are_judged_against_a_linear_model_on_pixels(digits_model):
+    reference = digits_model.metrics.reference
+    assert reference.model["learner"] == "logistic regression on pixels"
+    assert reference.model["accuracy"] > 0.7  # digit scans are close to linearly separable
+    assert digits_model.diagnosis.evidence["reference"] == reference.model["learner"]
+
+
 def test_save_load_round_trip_is_identical(digits_model, digits_folder, tmp_path):
     folder = digits_model.save(tmp_path / "m")
     loaded = dw.load(folder)

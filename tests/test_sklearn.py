@@ -49,6 +49,14 @@ def test_constructor_only_stores_and_params_round_trip():
     assert clf.set_params(hidden_layers=2).hidden_layers == 2
 
 
+def test_an_ensemble_is_one_estimator(cancer):
+    X_train, X_test, y_train, _ = cancer
+    clf = DeepwellClassifier(**{**SMALL, "epochs": 3}, ensemble_size=3).fit(X_train, y_train)
+    assert len(clf.model_.network.members) == 3
+    assert clf.predict_proba(X_test).shape == (len(X_test), 2)
+    assert DeepwellClassifier(preset="best").get_params()["preset"] == "best"
+
+
 def test_dataframe_fit_keeps_feature_names_and_beats_the_majority(cancer):
     X_train, X_test, y_train, y_test = cancer
     clf = DeepwellClassifier(**SMALL).fit(X_train, y_train)

@@ -30,11 +30,13 @@ from benchmarks.suite.datasets import SUITE, Dataset  # noqa: E402
 BAR_POINTS, BAR_RELATIVE = -2.0, -5.0
 
 
-def run_deepwell(dataset: Dataset, table: Path, classes: int, seed: int, output: Path) -> dict:
+def run_deepwell(dataset: Dataset, table: Path, classes: int, seed: int, output: Path,
+                 settings: dict | None = None) -> dict:
+    """One training with the defaults, or with `settings` (a nested config dict) on top of them."""
     import deepwell as dw
 
     task = "regression" if dataset.task != CLASSIFICATION else "binary" if classes == 2 else "multiclass"
-    config = {"target": dataset.target, "task": task, "split": {"column": "split"}}
+    config = merge({"target": dataset.target, "task": task, "split": {"column": "split"}}, settings or {})
     started = time.perf_counter()
     model = dw.train(str(table), dataset.target, config=config, output=output, name=f"{dataset.name}-{seed}",
                      seed=seed, quiet=True, track=False)
@@ -44,6 +46,13 @@ def run_deepwell(dataset: Dataset, table: Path, classes: int, seed: int, output:
     return {"seed": seed, "test": float(model.metrics.test.model[metric]), "seconds": round(seconds, 2),
             "epochs": training.epochs_run, "best_epoch": training.best_epoch, "stop": str(training.stop_reason),
             "verdict": str(model.diagnosis.verdict.value) if model.diagnosis else None}
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
 
 
 def gap(task: str, ours: float, baseline: float) -> float:

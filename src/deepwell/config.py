@@ -22,6 +22,9 @@ ColumnType = Literal["number", "binary", "category", "text", "datetime", "image"
 
 
 
+PATIENCE_STEPS = 200  # auto patience: at least this many optimiser steps without improvement before stopping
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -142,6 +145,12 @@ class ModelConfig(_Strict):
     embedding_dropout: float = Field(0.0, ge=0, lt=1)
     numeric_embedding: Literal["periodic", "none"] = Field(
         "periodic", description="periodic: learned sin/cos embeddings per number; none: numbers as they are")
+    ensemble_size: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        "auto", description="networks trained one after another and averaged into one model; auto: chosen by "
+        "the preset from the data's size and kind")
+    ensemble_variety: Literal["architectures", "seeds"] = Field(
+        "architectures", description="ensemble members differ in architecture (numeric embedding, width, "
+        "normalisation, regularisation) and seed, or in seed only (keep the architecture you chose)")
 
 
 class TrainingConfig(_Strict):
@@ -155,7 +164,10 @@ class TrainingConfig(_Strict):
         10.0, gt=0, description="learning-rate multiplier for embedding tables (each row is updated rarely)")
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of steps spent warming up")
-    patience: int = Field(8, ge=1, description="epochs without improvement before stopping")
+    patience: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="epochs without improvement before stopping; auto: 8, or as many epochs as make "
+        f"{PATIENCE_STEPS} optimiser steps when epochs are short (small data: a few dozen validation rows "
+        "make a noisy curve that needs longer to judge)")
     average_epochs: float = Field(
         1.0, ge=0, description="validate and keep an exponential moving average of the weights over about "
         "this many epochs (steadier early stopping on small data); 0 keeps the raw weights")
@@ -170,10 +182,26 @@ class TrainingConfig(_Strict):
     checkpoint_every: int = Field(1, ge=1, description="epochs between crash-safe checkpoints")
 
 
+Preset = Literal["fast", "balanced", "best"]
+PRESETS: tuple[str, ...] = typing.get_args(Preset)
+
+
+def default_preset() -> str:
+    """$DEEPWELL_PRESET when it names a preset (a machine's or CI's default), else balanced."""
+    import os
+
+    value = os.environ.get("DEEPWELL_PRESET", "").strip().lower()
+    return value if value in PRESETS else "balanced"
+
+
 class Config(_Strict):
     """A whole run: what to predict, how columns are read, how the data is split, the network, training."""
 
     target: str
+    preset: Preset = Field(
+        default_factory=lambda: default_preset(), description="what every `auto` aims for: fast (one network), "
+        "balanced (an ensemble where the data is small enough to afford one), best (larger ensembles, slower); "
+        "default: $DEEPWELL_PRESET, else balanced")
     task: Task | Literal["auto"] = Field("auto", description="binary, multiclass or regression; auto: inferred "
                                          "from the target column")
     columns: dict[str, ColumnConfig] = Field(default_factory=dict)

@@ -16,7 +16,7 @@ from deepwell.evaluation.scoring import split_scores
 from deepwell.features.pipeline import Preprocessor
 from deepwell.inference.network import resolve_device
 from deepwell.inference.predict import Inputs, predict, predict_frame
-from deepwell.models.network import TabularNetwork
+from deepwell.models.network import EnsembleNetwork, TabularNetwork
 from deepwell.runs.layout import RunFolder
 from deepwell.runs.model_files import load_model_folder, save_model_folder
 from deepwell.runtime import use_threads
@@ -29,7 +29,7 @@ class Model:
     `metrics`, `diagnosis` and `run_dir` are set when the model comes from (or was loaded from) a run folder.
     """
 
-    def __init__(self, preprocessor: Preprocessor, network: TabularNetwork, meta: dict[str, Any],
+    def __init__(self, preprocessor: Preprocessor, network: TabularNetwork | EnsembleNetwork, meta: dict[str, Any],
                  run_dir: Path | None = None, metrics: RunMetrics | None = None,
                  diagnosis: Diagnosis | None = None) -> None:
         self.preprocessor = preprocessor

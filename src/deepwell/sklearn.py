@@ -34,9 +34,12 @@ class _DeepwellEstimator(BaseEstimator):
                  normalization: Literal["batch", "layer", "none"] = "layer", residual: bool = True,
                  numeric_embedding: Literal["periodic", "none"] = "periodic", epochs: int = 60,
                  batch_size: int | Literal["auto"] = "auto", learning_rate: float = 1e-3, weight_decay: float = 1e-2,
-                 patience: int = 8, average_epochs: float = 1.0, validation_fraction: float = 0.15,
+                 patience: int | Literal["auto"] = "auto", average_epochs: float = 1.0,
+                 validation_fraction: float = 0.15,
                  columns: dict[str, str] | None = None, device: Literal["auto", "cpu", "cuda"] = "auto",
-                 random_state: int = 42, verbose: bool = False) -> None:
+                 random_state: int = 42, verbose: bool = False,
+                 preset: Literal["fast", "balanced", "best"] | None = None,
+                 ensemble_size: int | Literal["auto"] = "auto") -> None:
         self.hidden_layers = hidden_layers
         self.hidden_width = hidden_width
         self.dropout = dropout
@@ -55,6 +58,8 @@ class _DeepwellEstimator(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.preset = preset
+        self.ensemble_size = ensemble_size
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -95,11 +100,12 @@ class _DeepwellEstimator(BaseEstimator):
         fraction = float(self.validation_fraction)
         config = Config.validate_dict({
             "target": target, "task": self._task(frame[target]).value, "weight_column": weights,
+            **({"preset": self.preset} if self.preset is not None else {}),
             "columns": {name: {"type": kind} for name, kind in (self.columns or {}).items()},
             "split": {"train": 1 - fraction, "validation": fraction, "test": 0.0},
             "model": {"hidden_layers": self.hidden_layers, "hidden_width": self.hidden_width, "dropout": self.dropout,
                       "activation": self.activation, "normalization": self.normalization, "residual": self.residual,
-                      "numeric_embedding": self.numeric_embedding},
+                      "numeric_embedding": self.numeric_embedding, "ensemble_size": self.ensemble_size},
             "training": {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                          "weight_decay": self.weight_decay, "patience": self.patience,
                          "average_epochs": self.average_epochs, "seed": self.random_state, "device": self.device},
@@ -108,11 +114,9 @@ class _DeepwellEstimator(BaseEstimator):
             config.columns = {name: ColumnConfig(type="number") for name in frame.columns
                               if name not in (target, weights)}
         config = resolve_config(frame, config, "X")
-        if config.training.batch_size == "auto":
-            from deepwell.training.trainer import auto_batch_size
+        from deepwell.pipeline.presets import resolve_sizes
 
-            config.training.batch_size = auto_batch_size(int(len(frame) * (1 - fraction)))
-        return config
+        return resolve_sizes(config, int(len(frame) * (1 - fraction)))
 
     def _frame(self, X: Any, y: Any = None, reset: bool = False) -> tuple[pd.DataFrame, bool]:
         """(X as a DataFrame with string column names, whether its columns carry their own types)."""

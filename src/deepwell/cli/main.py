@@ -45,6 +45,12 @@ class OutputFormat(str, Enum):
     JSON = "json"
 
 
+class PresetName(str, Enum):  # config.Preset, spelled for typer's choices
+    FAST = "fast"
+    BALANCED = "balanced"
+    BEST = "best"
+
+
 models_app = typer.Typer(help="The MLflow model registry: list versions, promote one to an alias.",
                          no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -84,6 +90,9 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run folder name (default: data name + time).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.", min=1)] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    preset: Annotated[PresetName | None, typer.Option(
+        help="fast: one network; balanced (default): an ensemble where the data is small enough; best: larger "
+        "ensembles, slower.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     track: Annotated[bool | None, typer.Option("--track/--no-track",
@@ -108,7 +117,8 @@ def train(
         raise typer.BadParameter("give a DATA file, or --resume RUN_DIR")
     if resume is None and target is None and config is None and not (data is not None and data.is_dir()):
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
-    common = {"output": output, "epochs": epochs, "seed": seed, "quiet": quiet, "track": track,
+    common = {"output": output, "epochs": epochs, "seed": seed, "preset": preset and preset.value, "quiet": quiet,
+              "track": track,
               "tracking_uri": tracking_uri, "experiment": experiment, "register": register}
     if auto_capacity:
         if resume is not None:
@@ -125,9 +135,7 @@ def train(
     if info.stop_reason == "interrupted":
         errors.print(f"[yellow]interrupted:[/] kept the best model so far (epoch {info.best_epoch}); "
                      f"continue with: deepwell train --resume {model.run_dir}")
-    console.print(f"[bold]{model.task}[/] model for [bold]{model.target}[/]: {info.parameters:,} parameters, "
-                  f"best epoch {info.best_epoch} of {info.epochs_run} ({info.stop_reason}), "
-                  f"{info.seconds:.1f}s on {info.device}")
+    console.print(f"[bold]{model.task}[/] model for [bold]{model.target}[/]: {render.training_line(info)}")
     render.print_evaluation(console, metrics.held_out, model.task,
                             "test split" if metrics.test else "validation split")
     render.print_diagnosis(console, model.diagnosis)

@@ -10,11 +10,21 @@ from rich.table import Table
 
 from deepwell.data.inference import ColumnProfile
 from deepwell.evaluation.diagnosis import Diagnosis, Verdict
-from deepwell.evaluation.results import SplitScores, better
+from deepwell.evaluation.results import SplitScores, TrainingFacts, better
 from deepwell.task import Task
 
 SUMMARY = {"classification": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
            "regression": ["rmse", "mae", "r2"]}
+
+
+def training_line(info: TrainingFacts) -> str:
+    """'N parameters, best epoch B of E (reason), S s on DEVICE' — for an ensemble, each member's epochs."""
+    if not info.members:
+        return (f"{info.parameters:,} parameters, best epoch {info.best_epoch} of {info.epochs_run} "
+                f"({info.stop_reason}), {info.seconds:.1f}s on {info.device}")
+    epochs = ", ".join(f"{m['best_epoch']}/{m['epochs_run']}" for m in info.members)
+    return (f"an ensemble of {len(info.members)} networks averaged, {info.parameters:,} parameters, best/run epochs "
+            f"{epochs}, {info.seconds:.1f}s on {info.device}")
 
 
 def _fmt(value: Any) -> str:

@@ -4,8 +4,10 @@ converged — with the evidence in numbers and concrete, machine-applicable pres
 The reading follows the textbook bias–variance split on errors: the *variance* signal is the gap between the
 training error (measured in eval mode on the final weights, not the running training loss) and the validation
 error, judged against the sampling noise a validation set of that size carries; the *bias* signal compares the
-training error with the error achievable on this data — estimated by a gradient-boosting reference on
-table-like inputs (evaluation/reference.py), else by how much of the trivial baseline's error is removed.
+training error with the error achievable on this data — estimated by a classical reference learner
+(evaluation/reference.py: gradient boosting on tables, a linear model on TF-IDF, pixels or log-mel statistics
+otherwise), else by how much of the trivial baseline's error is removed. Whatever the verdict, the summary says
+so when that simple model beats the network on validation, and by how much.
 Curves add the rest: a validation loss climbing from its minimum while the training loss falls
 (overfitting), or both still falling when the epoch budget ran out (not converged).
 """
@@ -26,6 +28,7 @@ from deepwell.training.state import StopReason
 BIAS_SKILL = 0.5  # a model removing less than half the baseline's error on its own training data is biased
 RELATIVE_GAP = 0.25  # a significant gap this large a share of the validation error is variance
 LOSS_RISE = 1.0  # validation loss doubled from its minimum by the last epoch (while training loss fell by half)
+STILL_LEARNING = -0.02  # training loss still falling 2% or more per epoch at the end: not done learning
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Verdict(str, Enum):
     OVERFIT = "overfit"
     GOOD_FIT = "good fit"
     NOT_CONVERGED = "not converged"
+    STOPPED_EARLY = "stopped too early"  # early stopping ended a run that was still learning fast
 
     def __str__(self) -> str:
         return self.value
@@ -75,6 +79,19 @@ def sampling_noise(task: Task, error: float, rows: int) -> float:
 def diagnose(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any]) -> Diagnosis:
     """`history` one row per epoch (history.csv); `config` the resolved configuration as a dict (to prescribe
     from the current values)."""
+    diagnosis = _judge(history, metrics, config)
+    evidence = diagnosis.evidence
+    if "reference_beats_network_by" in evidence:
+        unit = (f"{100 * evidence['reference_beats_network_by']:.1f} points of accuracy"
+                if not metrics.task.is_regression else f"{evidence['reference_beats_network_by']:.4g} RMSE")
+        diagnosis.summary += (f" A simple model beats the network here: {evidence['reference']} reaches a "
+                              f"validation error of {evidence['reference_validation_error']:.4f} "
+                              f"({evidence['error']}), {unit} better than the network's "
+                              f"{evidence['validation_error']:.4f}.")
+    return diagnosis
+
+
+def _judge(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any]) -> Diagnosis:
     task = metrics.task
     train, validation = metrics.train, metrics.validation
     train_err, val_err = train.error(task), validation.error(task)
@@ -92,6 +109,8 @@ def diagnose(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any])
     slope = float((val_loss[-1] / val_loss[-1 - tail]) ** (1 / tail) - 1) if tail >= 1 else 0.0
     still_falling = (tail >= 1 and facts.stop_reason == StopReason.MAX_EPOCHS and best >= epochs - 1
                      and slope < -0.005)
+    train_slope = float((train_loss[-1] / max(train_loss[-1 - tail], 1e-12)) ** (1 / tail) - 1) if tail >= 1 else 0.0
+    cut_short = facts.stop_reason == StopReason.EARLY_STOPPING and train_slope < STILL_LEARNING
     evidence = {
         "error": task.error_name,
         "train_error": round(train_err, 4), "validation_error": round(val_err, 4),
@@ -101,10 +120,18 @@ def diagnose(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any])
         "stop_reason": facts.stop_reason.value, "validation_loss_rise_from_minimum": round(rise, 3),
         "train_loss_fall_after_validation_minimum": round(train_fall, 3),
         "validation_loss_change_per_epoch_at_end": round(slope, 4),
+        "train_loss_change_per_epoch_at_end": round(train_slope, 4),
         "train_loss_first_last": [round(float(train_loss[0]), 4), round(float(train_loss[-1]), 4)]
         if len(train_loss) else None, "validation_rows": validation.rows, "train_rows": train.rows,
         "parameters": facts.parameters,
     }
+    reference = metrics.reference
+    if reference is not None:
+        ref_err = reference.error(task)
+        evidence["reference_validation_error"] = round(ref_err, 4)
+        evidence["reference"] = reference.model.get("learner")
+        if ref_err < val_err - sampling_noise(task, val_err, validation.rows):
+            evidence["reference_beats_network_by"] = round(val_err - ref_err, 4)
     significant = gap > 2 * noise
     if still_falling:
         return Diagnosis(Verdict.NOT_CONVERGED, (
@@ -122,30 +149,60 @@ def diagnose(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any])
                            "memorises faster than it generalises)")
         return Diagnosis(Verdict.OVERFIT, "High variance: " + "; ".join(reasons) + ".", evidence,
                          _smaller(config, train.rows))
-    reference = metrics.reference
     if reference is not None:  # a yardstick of the achievable error exists: judge bias against it
-        ref_err = reference.error(task)
-        evidence["reference_validation_error"] = round(ref_err, 4)
-        evidence["reference"] = reference.model.get("learner")
         if train_err > ref_err + 2 * noise:
+            if cut_short:
+                return _stopped_early(evidence, config, train_err, f"the reference's {ref_err:.4f}", noise)
             return Diagnosis(Verdict.UNDERFIT, (
                 f"High bias: even on its own training data the model's error ({train_err:.4f}) is above the "
-                f"error a gradient-boosting reference reaches on unseen validation rows ({ref_err:.4f}; noise "
+                f"error a simple reference model reaches on unseen validation rows ({ref_err:.4f}; noise "
                 f"{noise:.4f}), and validation error is close to training error (gap {gap:.4f})."),
                 evidence, _larger(config))
     elif skill < BIAS_SKILL:
+        if cut_short:
+            return _stopped_early(evidence, config, train_err, f"the baseline's {base_err:.4f}", noise)
         return Diagnosis(Verdict.UNDERFIT, (
             f"High bias: on its own training data the model removes only {skill:.0%} of the trivial baseline's "
             f"error (training error {train_err:.4f}, baseline {base_err:.4f}), and validation error is close "
             f"to training error (gap {gap:.4f}, noise {noise:.4f})."), evidence, _larger(config))
-    behind = (f" A gradient-boosting reference reaches {evidence['reference_validation_error']:.4f} on "
-              "validation." if reference is not None else "")
+    behind = (f" The reference ({evidence['reference']}) reaches {evidence['reference_validation_error']:.4f} "
+              "on validation." if reference is not None and "reference_beats_network_by" not in evidence else "")
     return Diagnosis(Verdict.GOOD_FIT, (
         f"Training error {train_err:.4f} and validation error {val_err:.4f} are close (gap {gap:.4f}: "
         + (f"within twice the noise of {noise:.4f}" if not significant else
            f"{gap / noise:.1f}× the noise of {noise:.4f}, but under {RELATIVE_GAP:.0%} of the validation error")
         + ") and the model "
         f"removes {skill:.0%} of the baseline's error.{behind}"), evidence, [])
+
+
+def _stopped_early(evidence: dict[str, Any], config: dict[str, Any], train_err: float, yardstick: str,
+                   noise: float) -> Diagnosis:
+    """High training error, but early stopping cut the run while the training loss was still falling fast: the
+    validation curve was too noisy to stop on, so the network never got the chance to fit — not too small."""
+    rows, epochs = evidence["validation_rows"], evidence["epochs_run"]
+    summary = (f"Stopped too early: early stopping ended training at epoch {epochs} (best epoch "
+               f"{evidence['best_epoch']}) while the training loss was still falling "
+               f"{-evidence['train_loss_change_per_epoch_at_end']:.0%} per epoch, with training error "
+               f"{train_err:.4f} still above {yardstick}. With {rows} validation rows the validation error "
+               f"moves by about ±{noise:.4f} from noise alone, too much to stop on: let it train longer before "
+               "judging, or hold out more rows for validation — not a larger network.")
+    return Diagnosis(Verdict.STOPPED_EARLY, summary, evidence, _patient(config))
+
+
+def _patient(config: dict[str, Any]) -> list[Prescription]:
+    patience, epochs = _get(config, "training.patience"), _get(config, "training.epochs")
+    share = _get(config, "split.validation")
+    out = [Prescription("training.patience", min(epochs * 2, patience * 3) if isinstance(patience, int) else 30,
+                        "wait longer for an improvement before stopping", patience),
+           Prescription("training.epochs", epochs * 2, "room for the longer run", epochs)]
+    train_share = _get(config, "split.train")
+    more = round(min(0.3, share * 2), 2)
+    if _get(config, "split.column") is None and _get(config, "split.validation_file") is None and more > share \
+            and train_share - (more - share) >= 0.5:
+        out += [Prescription("split.validation", more, "more validation rows: a steadier curve to stop on", share),
+                Prescription("split.train", round(train_share - (more - share), 2),
+                             "the validation rows come from the training share", train_share)]
+    return out
 
 
 def _get(config: dict[str, Any], path: str) -> Any:

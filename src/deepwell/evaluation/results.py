@@ -57,11 +57,19 @@ class TrainingFacts:
     parameters: int
     batch_size: int
     device: str
+    members: list[dict[str, Any]] = field(default_factory=list)
+    """An ensemble's members in training order: best_epoch, epochs_run, stop_reason, seconds (empty: one network,
+    whose facts are the fields above; for an ensemble those fields are the first member's, seconds the total)."""
+
+    @property
+    def ensemble_size(self) -> int:
+        return max(1, len(self.members))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingFacts:
         return cls(int(data["best_epoch"]), int(data["epochs_run"]), StopReason(data["stop_reason"]),
-                   float(data["seconds"]), int(data["parameters"]), int(data["batch_size"]), str(data["device"]))
+                   float(data["seconds"]), int(data["parameters"]), int(data["batch_size"]), str(data["device"]),
+                   list(data.get("members") or []))
 
 
 @dataclass
@@ -114,7 +122,7 @@ class RunMetrics:
             out.update({f"baseline_{name}_{k}": float(v) for k, v in scores.baseline.items() if _number(v)})
         facts = self.training
         out.update({f"training_{k}": float(getattr(facts, k)) for k in ("parameters", "epochs_run", "best_epoch",
-                                                                        "seconds")})
+                                                                        "seconds", "ensemble_size")})
         return out
 
 

@@ -1,11 +1,13 @@
-"""TabularNetwork: encoders → concatenation → MLP trunk (optionally residual) → task head.
+"""TabularNetwork: encoders → concatenation → MLP trunk (optionally residual) → task head; and
+EnsembleNetwork: several of them trained together and averaged, one model to save, serve and export.
 
-The network is fully described by a JSON-able architecture dict, so a saved model is rebuilt from
-data alone and loading never runs code from the model folder.
+A network is fully described by a JSON-able architecture dict, so a saved model is rebuilt from
+data alone and loading never runs code from the model folder (`build_network`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -58,9 +60,11 @@ class TabularNetwork(nn.Module):
         self.head = nn.Linear(width, output_dim)
 
     @classmethod
-    def from_architecture(cls, architecture: dict[str, Any]) -> TabularNetwork:
-        return cls(architecture["inputs"], ModelConfig.model_validate(architecture["model"]),
-                   int(architecture["output_dim"]))
+    def from_architecture(cls, architecture: dict[str, Any]) -> TabularNetwork | EnsembleNetwork:
+        """The network an architecture dict describes: one network, or an ensemble when `ensemble_size` > 1."""
+        model = {"ensemble_size": 1, **architecture["model"]}  # saved before ensembles existed: one network
+        return build_network(architecture["inputs"], ModelConfig.model_validate(model), int(architecture["output_dim"]),
+                             architecture.get("members"))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         encoded = [encoder(batch[key]) for key, encoder in self.encoders.items()]
@@ -69,3 +73,49 @@ class TabularNetwork(nn.Module):
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class EnsembleNetwork(nn.Module):
+    """Several networks on the same inputs, each trained on its own and averaged: probabilities for classes,
+    values for regression. One output per row like a single network — for classes the log of the mean
+    probability, so `softmax` gives the average — so prediction, serving and export need nothing new.
+
+    `architecture["members"]` holds each member's model settings (they may differ: the preset varies the
+    architectures), so a saved ensemble is rebuilt from data alone.
+    """
+
+    def __init__(self, inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int,
+                 members: list[ModelConfig]) -> None:
+        super().__init__()
+        self.architecture = {"inputs": inputs, "model": config.model_dump(mode="json"), "output_dim": output_dim,
+                             "members": [m.model_dump(mode="json") for m in members]}
+        self.members = nn.ModuleList(TabularNetwork(inputs, m, output_dim) for m in members)
+        self.regression = output_dim == 1
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        outputs = torch.stack([member(batch).float() for member in self.members])
+        if self.regression:
+            return outputs.mean(dim=0)
+        return torch.logsumexp(outputs.log_softmax(dim=-1), dim=0) - math.log(len(self.members))
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @classmethod
+    def of(cls, networks: list[TabularNetwork], config: ModelConfig) -> EnsembleNetwork:
+        """An ensemble holding trained `networks` (their weights are copied in)."""
+        first = networks[0].architecture
+        members = [ModelConfig.model_validate(n.architecture["model"]) for n in networks]
+        ensemble = cls(first["inputs"], config.model_copy(update={"ensemble_size": len(networks)}),
+                       int(first["output_dim"]), members)
+        for target, source in zip(ensemble.members, networks, strict=True):
+            target.load_state_dict(source.state_dict())
+        return ensemble
+
+
+def build_network(inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int,
+                  members: list[dict[str, Any]] | None = None) -> TabularNetwork | EnsembleNetwork:
+    """One network, or the ensemble `members` describes (a saved architecture's member settings)."""
+    if not members:
+        return TabularNetwork(inputs, config, output_dim)
+    return EnsembleNetwork(inputs, config, output_dim, [ModelConfig.model_validate(m) for m in members])

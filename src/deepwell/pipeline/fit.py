@@ -7,7 +7,7 @@ scikit-learn estimators and the benchmarks all call `fit` and decide themselves 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ from deepwell.evaluation.metrics import classification_metrics, fit_baseline, re
 from deepwell.features.pipeline import Preprocessor
 from deepwell.features.target import TargetEncoder
 from deepwell.model import Model
-from deepwell.models.network import TabularNetwork
+from deepwell.models.network import EnsembleNetwork, TabularNetwork
+from deepwell.pipeline.presets import member_configs
+from deepwell.runs.layout import RunFolder
 from deepwell.runtime import use_threads
 from deepwell.training.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
-from deepwell.training.state import FitResult
+from deepwell.training.state import FitResult, StopReason
 from deepwell.training.trainer import MetricFn, TensorData, Trainer
 
 
@@ -35,12 +37,13 @@ class Fitted:
 
     config: Config
     preprocessor: Preprocessor
-    network: TabularNetwork
+    network: TabularNetwork | EnsembleNetwork
     result: FitResult
     baseline: dict[str, Any]  # the trivial model fitted on the training split
     device: str
     train: TensorData  # the tensors trained and validated on (scoring re-uses them)
     validation: TensorData
+    members: list[FitResult] = field(default_factory=list)  # an ensemble's members, in training order
 
     def meta(self) -> dict[str, Any]:
         config = self.config
@@ -52,8 +55,17 @@ class Fitted:
         return Model(self.preprocessor, self.network, self.meta(), run_dir=run_dir)
 
     def best_validation(self, metric: str) -> float:
-        """The validation value of `metric` at the best epoch (what the returned weights score)."""
-        return float(self.result.history[self.result.best_epoch - 1].validation[metric])
+        """The validation value of `metric` of the weights returned (the best epoch; an ensemble's average)."""
+        if not self.members:
+            return float(self.result.history[self.result.best_epoch - 1].validation[metric])
+        from deepwell.inference.network import network_outputs
+
+        outputs = network_outputs(self.network, self.validation.inputs, self.config.task, torch.device(self.device))
+        y = self.validation.target.numpy()
+        if metric == "loss":
+            return float(((outputs - y) ** 2).mean()) if self.config.task.is_regression else \
+                float(-np.log(np.clip(outputs[np.arange(len(y)), y], 1e-12, None)).mean())
+        return float(metric_fn(self.preprocessor.target)(outputs, y)[metric])
 
 
 def fit_preprocessor(config: Config, splits: Splits) -> Preprocessor:
@@ -63,15 +75,15 @@ def fit_preprocessor(config: Config, splits: Splits) -> Preprocessor:
 def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = None,
         callbacks: Sequence[Callback] = (), progress: bool = False, checkpoint: Path | None = None,
         resume: bool = False) -> Fitted:
-    """Train a network on `splits.train`, early-stopped on `splits.validation`.
+    """Train a network — or each member of an ensemble, one after another — on `splits.train`, early-stopped on
+    `splits.validation`.
 
     `callbacks` run after early stopping and before the progress bar and the checkpoint (saved every
-    `training.checkpoint_every` epochs to `checkpoint`, which `resume` continues from).
+    `training.checkpoint_every` epochs to `checkpoint`, one file per member, which `resume` continues from).
+    Ctrl-C during a member keeps the members trained so far (the interrupted one at its best epoch).
     """
     use_threads(config.training.threads)
-    seed = config.training.seed
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+    _seed(config.training.seed)
     preprocessor = preprocessor or fit_preprocessor(config, splits)
     target = preprocessor.target
     train = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train),
@@ -79,18 +91,57 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     validation = TensorData(preprocessor.transform(splits.validation),
                             preprocessor.transform_target(splits.validation))
     outputs = 1 if config.task.is_regression else len(target.classes)
-    network = TabularNetwork(preprocessor.encoder_specs(), config.model, outputs)
+    members = member_configs(config)
+    networks, results = [], []
+    for index, member in enumerate(members):
+        path = None if checkpoint is None else RunFolder.member_checkpoint(checkpoint, index)
+        if index:
+            _seed(member.training.seed)
+        network, result, device = _fit_one(member, preprocessor, train, validation, outputs, callbacks,
+                                           progress, path, resume)
+        networks.append(network)
+        results.append(result)
+        if result.stop_reason == StopReason.INTERRUPTED:
+            break
     y_train = train.target.numpy()
     baseline = fit_baseline(config.task, target.unscale(y_train) if config.task.is_regression else y_train, outputs)
+    if len(members) == 1:
+        return Fitted(config, preprocessor, networks[0], results[0], baseline, device, train, validation)
+    config = config.model_copy(deep=True)
+    config.model.ensemble_size = len(networks)
+    ensemble = EnsembleNetwork.of(networks, config.model).to(device).eval()
+    return Fitted(config, preprocessor, ensemble, ensemble_result(results), baseline, device, train, validation,
+                  members=results)
+
+
+def _fit_one(config: Config, preprocessor: Preprocessor, train: TensorData, validation: TensorData, outputs: int,
+             callbacks: Sequence[Callback], progress: bool, checkpoint: Path | None,
+             resume: bool) -> tuple[TabularNetwork, FitResult, str]:
+    network = TabularNetwork(preprocessor.encoder_specs(), config.model, outputs)
     chain: list[Callback] = [EarlyStopping(config.training.patience), *callbacks]
     if progress:
         chain.append(ProgressBar(config.task.primary_metric))
     if checkpoint is not None:
         chain.append(Checkpoint(checkpoint, config.training.checkpoint_every))
-    trainer = Trainer(network, config.task, config.training, metric_fn(target),
-                      class_weights=class_weights(config, y_train, outputs), callbacks=chain)
+    trainer = Trainer(network, config.task, config.training, metric_fn(preprocessor.target),
+                      class_weights=class_weights(config, train.target.numpy(), outputs), callbacks=chain)
     result = trainer.fit(train, validation, resume_from=checkpoint if resume else None)
-    return Fitted(config, preprocessor, network.eval(), result, baseline, str(trainer.device), train, validation)
+    return network.eval(), result, str(trainer.device)
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def ensemble_result(results: list[FitResult]) -> FitResult:
+    """What the run reports for an ensemble: the first member's curves (the configured architecture), every
+    member's training time, and an interruption if any member was interrupted."""
+    first = results[0]
+    interrupted = any(r.stop_reason == StopReason.INTERRUPTED for r in results)
+    return FitResult(history=first.history, best_epoch=first.best_epoch, best_value=first.best_value,
+                     stop_reason=StopReason.INTERRUPTED if interrupted else first.stop_reason,
+                     seconds=sum(r.seconds for r in results))
 
 
 def _weights(rows, column: str | None) -> torch.Tensor | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from deepwell.config import AudioOptions, ColumnConfig, Config, ImageOptions
+from deepwell.config import PRESETS, AudioOptions, ColumnConfig, Config, ImageOptions, Preset
 from deepwell.data.folders import SPLIT as FOLDER_SPLIT
 from deepwell.data.folders import TARGET as FOLDER_TARGET
 from deepwell.data.folders import folder_table
@@ -22,6 +22,7 @@ from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, listing, warn
 from deepwell.features.number import to_numbers
 from deepwell.pipeline.files import SkippedFile, load_files
+from deepwell.pipeline.presets import resolve_sizes
 from deepwell.task import Task
 
 MONITORS = {"classification": {"loss", "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"},
@@ -33,7 +34,7 @@ ConfigLike = Config | dict | str | Path | None
 class Prepared:
     """Everything training needs from the data, resolved once."""
 
-    config: Config  # every `auto` resolved: column types, task, batch size, file options
+    config: Config  # every `auto` resolved: column types, task, batch and ensemble size, file options
     splits: Splits
     source: str  # the data's name in messages ("dataframe" for a DataFrame)
     frame: pd.DataFrame  # labelled rows, files decoded (the data profile reads it)
@@ -42,18 +43,15 @@ class Prepared:
 
 
 def prepare(data: TableLike, target: str | None = None, config: ConfigLike = None, *, epochs: int | None = None,
-            seed: int | None = None) -> Prepared:
+            seed: int | None = None, preset: Preset | None = None) -> Prepared:
     """Read `data` (table file, class folders or DataFrame), resolve the config, decode files, split."""
     frame, source, target, config = read_data(data, target, config)
-    resolved = resolve(frame, source, target, config, epochs, seed)
+    resolved = resolve(frame, source, target, config, epochs, seed, preset)
     identity = DataIdentity.of(data, frame)
     frame = labelled_rows(frame, resolved, source)
     frame, skipped = load_files(frame, resolved, base_dir_of(data), source)
     splits = split(frame, resolved, source)
-    if resolved.training.batch_size == "auto":
-        from deepwell.training.trainer import auto_batch_size
-
-        resolved.training.batch_size = auto_batch_size(len(splits.train))
+    resolve_sizes(resolved, len(splits.train))
     return Prepared(resolved, splits, run_source(data, source), frame, identity, skipped)
 
 
@@ -65,6 +63,8 @@ def prepare_again(data: TableLike, config: Config, recorded: DataIdentity | None
         what = source if isinstance(data, (str, Path)) else "The DataFrame"
         raise DataError(f"{what} changed since run {run} started; resuming on different data would not "
                         "reproduce the run. Start a new run instead.")
+    if config.model.ensemble_size == "auto":  # a run saved before ensembles existed trained one network
+        config.model.ensemble_size = 1
     frame = labelled_rows(frame, config, source)
     frame, skipped = load_files(frame, config, base_dir_of(data), source)
     return Prepared(config, split(frame, config, source), run_source(data, source), frame, identity, skipped)
@@ -154,9 +154,13 @@ def _check_labels(frame: pd.DataFrame, config: Config, source: str) -> None:
 
 
 def resolve(frame: pd.DataFrame, source: str, target: str | None, config: Any, epochs: int | None,
-            seed: int | None) -> Config:
+            seed: int | None, preset: Preset | None = None) -> Config:
     """The configuration with overrides applied and every `auto` resolved from the data."""
     resolved = load_config(config, target)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}.")
+        resolved.preset = preset
     if epochs is not None:
         resolved.training.epochs = epochs
     if seed is not None:

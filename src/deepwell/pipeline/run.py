@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from deepwell import __version__
-from deepwell.config import Config
+from deepwell.config import Config, Preset
 from deepwell.data.identity import DataIdentity
 from deepwell.data.io import TableLike
 from deepwell.data.profile import run_profile
@@ -32,13 +32,15 @@ from deepwell.training.state import StopReason
 
 def train(data: TableLike | None = None, target: str | None = None, *, config: ConfigLike = None,
           output: str | Path = "runs", name: str | None = None, epochs: int | None = None, seed: int | None = None,
-          quiet: bool = False, resume: str | Path | None = None, track: bool | None = None,
-          tracking_uri: str | None = None, experiment: str | None = None, register: str | None = None,
-          callbacks: Sequence[Callback] = ()) -> Model:
+          preset: Preset | None = None, quiet: bool = False, resume: str | Path | None = None,
+          track: bool | None = None, tracking_uri: str | None = None, experiment: str | None = None,
+          register: str | None = None, callbacks: Sequence[Callback] = ()) -> Model:
     """Train a network on a table and save a run folder; returns the trained `Model`.
 
     `data` is a file path (CSV, TSV, Parquet, JSONL), a folder of class folders, or a DataFrame. `resume`
     continues a run folder whose training was interrupted (for a DataFrame run, pass the same DataFrame again).
+    `preset` (fast, balanced, best; default: the config's, balanced) trades time for accuracy: one network, or an
+    ensemble of several averaged into one model where the data is small enough to afford it.
     The run is tracked in MLflow when it is installed (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
     OUTPUT/mlflow.db; `track=False`, or DEEPWELL_TRACK=0 in the environment, to skip); `register` adds the model to
     the registry under that name. `callbacks` (training.callbacks.Callback) see the training loop.
@@ -49,7 +51,7 @@ def train(data: TableLike | None = None, target: str | None = None, *, config: C
         return _resume(RunFolder.existing(resume), data, quiet, tracking, callbacks)
     if data is None:
         raise DataError("No data given: pass a table file, a folder of class folders, or a DataFrame.")
-    prepared = prepare(data, target, config, epochs=epochs, seed=seed)
+    prepared = prepare(data, target, config, epochs=epochs, seed=seed, preset=preset)
     run, tracker = _open(prepared, output, name, tracking)
     return _execute(run, prepared, tracker, quiet=quiet, resume=False, callbacks=callbacks)
 

@@ -35,7 +35,7 @@ def score(fitted: Fitted, splits: Splits) -> Scored:
     facts = TrainingFacts(best_epoch=result.best_epoch, epochs_run=len(result.history),
                           stop_reason=result.stop_reason, seconds=round(result.seconds, 3),
                           parameters=fitted.network.parameter_count(), batch_size=int(config.training.batch_size),
-                          device=fitted.device)
+                          device=fitted.device, members=[_member_facts(r) for r in fitted.members])
     metrics = RunMetrics(task=config.task, target=config.target,
                          train=_scores(fitted, train_inputs, train.target[sample].numpy()),
                          validation=_scores(fitted, fitted.validation.inputs, fitted.validation.target.numpy()),
@@ -48,6 +48,11 @@ def score(fitted: Fitted, splits: Splits) -> Scored:
                                     preprocessor.transform_target(splits.test).numpy())
     diagnosis = diagnose(fitted.result.history_frame(), metrics, config.model_dump(mode="json"))
     return Scored(metrics, diagnosis, test_outputs)
+
+
+def _member_facts(result) -> dict:
+    return {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+            "stop_reason": result.stop_reason.value, "seconds": round(result.seconds, 3)}
 
 
 def _outputs(fitted: Fitted, inputs: dict[str, torch.Tensor]) -> np.ndarray:

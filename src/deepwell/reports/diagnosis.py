@@ -6,7 +6,8 @@ from typing import Any
 
 from deepwell.reports.page import esc, table
 
-COLOURS = {"good fit": "good", "underfit": "bad", "overfit": "bad", "not converged": "bad"}
+COLOURS = {"good fit": "good", "underfit": "bad", "overfit": "bad", "not converged": "bad",
+           "stopped too early": "bad"}
 
 
 def render_diagnosis(data: dict[str, Any]) -> str:

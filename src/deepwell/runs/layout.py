@@ -5,7 +5,7 @@ runs/<name>/
   run.json               data file, its hash, split sizes, status (running / finished / interrupted)
   model/                 weights.safetensors, preprocessor.json, architecture.json, meta.json
   preprocessor.json      the fitted preprocessing, reused by --resume
-  checkpoint.safetensors latest training state, for --resume
+  checkpoint.safetensors latest training state, for --resume (checkpoint.member-i.safetensors: ensemble member i)
   history.csv            one row per epoch
   metrics.json           test and validation metrics beside the baseline
   predictions.csv        the test split with predictions
@@ -84,6 +84,12 @@ class RunFolder:
     @property
     def checkpoint(self) -> Path:
         return self.path / self.CHECKPOINT
+
+    @staticmethod
+    def member_checkpoint(checkpoint: Path, index: int) -> Path:
+        """Ensemble member 0 uses the run's checkpoint file; member i its own beside it."""
+        return checkpoint if index == 0 else checkpoint.with_name(f"{checkpoint.stem}.member-{index}"
+                                                                  f"{checkpoint.suffix}")
 
     @property
     def history(self) -> Path:

@@ -34,12 +34,12 @@ TRACKING = ("track", "tracking_uri", "experiment", "register")
 # --- auto-capacity -------------------------------------------------------------------------------
 def auto_capacity(data: TableLike, target: str | None = None, *, config: Config | dict | str | Path | None = None,
                   rounds: int = 3, name: str | None = None, output: str | Path = "runs", epochs: int | None = None,
-                  seed: int | None = None, quiet: bool = False, **tracking: Any):
+                  seed: int | None = None, preset: str | None = None, quiet: bool = False, **tracking: Any):
     """Fit, diagnose, apply the diagnosis' prescriptions, fit again — at most `rounds` fits on one prepared split,
     stopping at a good fit — and record the fit with the best validation metric as a run (its `rounds` attribute
     lists every round; so does auto_capacity.json in its run folder)."""
 
-    prepared = prepare(data, target, config, epochs=epochs, seed=seed)
+    prepared = prepare(data, target, config, epochs=epochs, seed=seed, preset=preset)
     current, best, history = prepared.config, None, []
     for number in range(1, rounds + 1):
         fitted = fit(current, prepared.splits, progress=not quiet)

@@ -83,6 +83,7 @@ def tune(data: TableLike, target: str | None = None, *, config: Config | dict | 
     def objective(trial) -> float:
         changes = suggest(trial, base, train_rows)
         trial_config = Config.validate_dict(apply(base, changes), source=f"trial {trial.number}")
+        trial_config.model.ensemble_size = 1  # trials compare architectures; the winner is trained as the preset says
         started = time.perf_counter()
         fitted = fit(trial_config, prepared.splits, callbacks=[PruneTrial(trial, metric)])
         trial.set_user_attr("parameters", fitted.network.parameter_count())

@@ -1,0 +1,95 @@
+"""What the preset decides from the data before training: the batch size, the patience, the ensemble and its
+members.
+
+`auto` means "looked at the data": both are resolved once here and written into the run's config, so a saved
+model never re-guesses. The preset trades time for accuracy: fast trains one network; balanced trains an
+ensemble where the data is small enough that one costs seconds (small tables are where averaging networks pays
+most: a single network's test score swings by points from seed to seed there); best affords larger ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepwell.config import PATIENCE_STEPS, Config
+
+ENSEMBLE_BUDGET = {"fast": 0, "balanced": 20_000, "best": 200_000}
+"""Training rows × members per epoch that a preset affords (a table row counts 1, see `row_cost`)."""
+MAX_MEMBERS = {"fast": 1, "balanced": 5, "best": 10}
+SEED_STEP = 1000  # member i trains with seed + i × SEED_STEP
+
+MEMBER_VARIANTS: list[dict[str, Any]] = [
+    {},  # the configured network itself
+    {"numeric_embedding": "none"},
+    {"narrower": True},  # half the width, one layer fewer
+    {"normalization": "batch"},
+    {"regularised": True},  # dropout + 0.1, weight decay × 10
+]
+"""How members differ (cycled): each wins on some small tables and loses on others (suite ablation,
+results/ablation-ensemble.md), so their average is steadier than any one of them."""
+FILE_ROW_COST = 20  # an image or audio row costs about this many table rows (a CNN per row)
+
+
+def resolve_sizes(config: Config, train_rows: int) -> Config:
+    """Fill in `training.batch_size`, `training.patience` and `model.ensemble_size` where they are `auto`
+    (in place)."""
+    training = config.training
+    if training.batch_size == "auto":
+        from deepwell.training.trainer import auto_batch_size
+
+        training.batch_size = auto_batch_size(train_rows)
+    if training.patience == "auto":
+        steps = max(1, -(-train_rows // int(training.batch_size)))
+        training.patience = int(min(training.epochs, max(8, -(-PATIENCE_STEPS // steps))))
+    if config.model.ensemble_size == "auto":
+        config.model.ensemble_size = ensemble_size(config, train_rows)
+    return config
+
+
+def ensemble_size(config: Config, train_rows: int) -> int:
+    """Members the preset affords on `train_rows` rows; one where an encoder is fine-tuned (too heavy to copy)."""
+    if any(_fine_tuned(column) for column in config.columns.values()):
+        return 1
+    cost = max(1, train_rows) * row_cost(config)
+    return int(min(MAX_MEMBERS[config.preset], max(1, ENSEMBLE_BUDGET[config.preset] // cost)))
+
+
+def row_cost(config: Config) -> int:
+    kinds = {column.type for column in config.columns.values()}
+    return FILE_ROW_COST if kinds & {"image", "audio"} else 1
+
+
+def _fine_tuned(column) -> bool:
+    options = column.text or column.image or column.audio
+    return bool(options is not None and options.pretrained and options.fine_tune)
+
+
+def member_configs(config: Config) -> list[Config]:
+    """The configuration of each ensemble member (one for a single network), in training order."""
+    size = config.model.ensemble_size
+    if size == "auto":
+        raise ValueError("model.ensemble_size must be resolved before training (resolve_sizes)")
+    if size == 1:
+        return [config]
+    members = []
+    for index in range(size):
+        member = config.model_copy(deep=True)
+        member.model.ensemble_size = 1
+        member.training.seed = config.training.seed + index * SEED_STEP
+        if config.model.ensemble_variety == "architectures":
+            _vary(member, MEMBER_VARIANTS[index % len(MEMBER_VARIANTS)])
+        members.append(member)
+    return members
+
+
+def _vary(member: Config, variant: dict[str, Any]) -> None:
+    model, training = member.model, member.training
+    if variant.get("narrower"):
+        model.hidden_width = max(min(16, model.hidden_width), model.hidden_width // 2)
+        model.hidden_layers = max(1, model.hidden_layers - 1)
+    if variant.get("regularised"):
+        model.dropout = min(0.6, model.dropout + 0.1)
+        training.weight_decay = min(0.3, max(training.weight_decay, 1e-3) * 10)
+    for key in ("numeric_embedding", "normalization"):
+        if key in variant:
+            setattr(model, key, variant[key])
