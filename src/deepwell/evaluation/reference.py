@@ -125,7 +125,7 @@ def _features(spec: dict[str, Any], train: np.ndarray) -> tuple[_Fitted, str]:
     if kind == "audio":
         return _standardised(*_mel_statistics(spec, train)), "log-mel statistics"
     flat = lambda x: x.reshape(len(x), -1).astype(np.float64)  # noqa: E731
-    return _standardised(flat(train), flat), "numbers"
+    return _standardised(flat(train), flat), "frozen embeddings" if kind == "vector" else "numbers"
 
 
 def _tfidf(spec: dict[str, Any], train: np.ndarray) -> _Fitted:

@@ -23,9 +23,10 @@ class Feature(ABC):
     type: ClassVar[str]
     block: ClassVar[str] = "numeric"
 
-    def __init__(self, name: str, options: ColumnConfig) -> None:
-        self.name = name
+    def __init__(self, name: str, options: ColumnConfig, key: str | None = None) -> None:
+        self.name = name  # the column read
         self.options = options
+        self.key = key or name  # the network input's name: a second feature of one column has its own
 
     @abstractmethod
     def fit(self, values: pd.Series) -> None: ...

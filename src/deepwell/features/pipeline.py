@@ -34,15 +34,30 @@ NUMERIC_BLOCK = "numeric"
 STATE_VERSION = 1
 
 
-def make_feature(name: str, options: ColumnConfig) -> Feature:
+def make_feature(name: str, options: ColumnConfig, key: str | None = None) -> Feature:
     """The feature class for a column's type (text with a pretrained encoder has its own)."""
     pretrained = {"text": options.text, "image": options.image, "audio": options.audio}.get(options.type)
     if pretrained is not None and pretrained.pretrained:
         from deepwell.features import pretrained as module
         kind = {"text": module.PretrainedTextFeature, "image": module.PretrainedImageFeature,
                 "audio": module.PretrainedAudioFeature}[options.type]
-        return kind(name, options)
-    return FEATURE_TYPES[options.type](name, options)
+        return kind(name, options, key)
+    return FEATURE_TYPES[options.type](name, options, key)
+
+
+SENTENCE_SUFFIX = "#sentence"  # the network input of a text column's frozen sentence embeddings
+
+
+def column_features(name: str, options: ColumnConfig) -> list[Feature]:
+    """A column's features: one, and for text with a sentence encoder also its frozen embeddings beside it."""
+    features = [make_feature(name, options)]
+    text = options.text
+    if options.type == "text" and text is not None and not text.pretrained \
+            and text.sentence_encoder not in ("auto", "none"):
+        sentence = options.model_copy(deep=True)
+        sentence.text.pretrained, sentence.text.fine_tune = text.sentence_encoder, False
+        features.append(make_feature(name, sentence, key=name + SENTENCE_SUFFIX))
+    return features
 
 
 class Preprocessor:
@@ -55,9 +70,9 @@ class Preprocessor:
         features = []
         for name, options in columns.items():
             if options.type in FEATURE_TYPES:
-                feature = make_feature(name, options)
-                feature.fit(train[name])
-                features.append(feature)
+                for feature in column_features(name, options):
+                    feature.fit(train[name])
+                    features.append(feature)
         if not features:
             raise DataError("No usable input columns: every column is the target, an ID, or ignored.")
         target.fit(train[target.name])
@@ -65,7 +80,7 @@ class Preprocessor:
 
     @property
     def input_columns(self) -> list[str]:
-        return [f.name for f in self.features]
+        return list(dict.fromkeys(f.name for f in self.features))
 
     def numeric_names(self) -> list[str]:
         return [name for f in self.features if f.block == NUMERIC_BLOCK for name in f.output_names()]
@@ -96,7 +111,7 @@ class Preprocessor:
                 array = feature.transform(frame[feature.name], strict, errors=errors, base_dir=base_dir)
             else:
                 array = feature.transform(frame[feature.name], strict)
-            inputs[feature.name] = torch.from_numpy(array) if isinstance(array, np.ndarray) else array
+            inputs[feature.key] = torch.from_numpy(array) if isinstance(array, np.ndarray) else array
         return inputs
 
     def transform_target(self, frame: pd.DataFrame) -> torch.Tensor:
@@ -109,12 +124,13 @@ class Preprocessor:
             specs[NUMERIC_BLOCK] = {"kind": "numeric", "width": width}
         for feature in self.features:
             if feature.block != NUMERIC_BLOCK:
-                specs[feature.name] = feature.encoder_spec()
+                specs[feature.key] = feature.encoder_spec()
         return specs
 
     def state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "target": self.target.state(),
-                "features": [{"name": f.name, **f.state()} for f in self.features]}
+                "features": [{"name": f.name, **({"key": f.key} if f.key != f.name else {}), **f.state()}
+                             for f in self.features]}
 
     def to_json(self) -> str:
         return json.dumps(self.state(), indent=1, ensure_ascii=False)
@@ -123,18 +139,22 @@ class Preprocessor:
         """Files some features need at prediction time (e.g. a pretrained encoder), under folder/<column>/."""
         for feature in self.features:
             if hasattr(feature, "save_assets"):
-                feature.save_assets(folder / feature.name)
+                feature.save_assets(folder / _asset_folder(feature.key))
 
     def attach_assets(self, folder: Path) -> None:
         for feature in self.features:
             if hasattr(feature, "attach_assets"):
-                feature.attach_assets(folder / feature.name)
+                feature.attach_assets(folder / _asset_folder(feature.key))
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Preprocessor:
         features = []
         for item in state["features"]:
-            feature = make_feature(item["name"], ColumnConfig.model_validate(item["options"]))
+            feature = make_feature(item["name"], ColumnConfig.model_validate(item["options"]), item.get("key"))
             feature.set_state(item)
             features.append(feature)
         return cls(features, TargetEncoder.from_state(state["target"]))
+
+
+def _asset_folder(key: str) -> str:
+    return key.replace(SENTENCE_SUFFIX, "__sentence")

@@ -22,7 +22,7 @@ from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, listing, warn
 from deepwell.features.number import to_numbers
 from deepwell.pipeline.files import SkippedFile, load_files
-from deepwell.pipeline.presets import resolve_sizes
+from deepwell.pipeline.presets import resolve_sizes, resolve_text_encoders
 from deepwell.task import Task
 
 MONITORS = {"classification": {"loss", "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"},
@@ -165,7 +165,7 @@ def resolve(frame: pd.DataFrame, source: str, target: str | None, config: Any, e
         resolved.training.epochs = epochs
     if seed is not None:
         resolved.training.seed = seed
-    resolved = resolve_config(frame, resolved, source)
+    resolved = resolve_text_encoders(resolve_config(frame, resolved, source))
     _check_monitor(resolved)
     return resolved
 

