@@ -144,9 +144,13 @@ def test_cli_preset_option_and_the_ensemble_summary_line(tmp_path):
     common = [sys.executable, "-m", "deepwell.cli.main", "train", str(path), "-t", "y", "-o", str(tmp_path),
               "--epochs", "2", "-q"]
     env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin", "DEEPWELL_TRACK": "0"}
-    ensemble = subprocess.run([*common, "--preset", "balanced"], capture_output=True, text=True, env=env)
+    ensemble = subprocess.run([*common, "--preset", "balanced", "--name", "ens"], capture_output=True, text=True,
+                              env=env)
     assert ensemble.returncode == 0, ensemble.stderr
     assert "an ensemble of 5 networks averaged" in ensemble.stdout
+    info = subprocess.run([sys.executable, "-m", "deepwell.cli.main", "info", str(tmp_path / "ens")],
+                          capture_output=True, text=True, env=env)
+    assert "member 5 of 5: 3 hidden layers × 256 (gelu, layer norm, dropout 0.3" in info.stdout, info.stdout
     single = subprocess.run([*common, "--preset", "fast"], capture_output=True, text=True, env=env)
     assert "an ensemble" not in single.stdout and "best epoch" in single.stdout
     wrong = subprocess.run([*common, "--preset", "quick"], capture_output=True, text=True, env=env)

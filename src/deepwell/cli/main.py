@@ -228,9 +228,12 @@ def info(model: ModelArg) -> None:
                   f"{loaded.parameter_count:,} parameters, deepwell {loaded.meta.get('deepwell_version')}")
     if loaded.classes_:
         console.print(f"classes: {', '.join(map(str, loaded.classes_))}")
-    console.print(f"network: {arch['hidden_layers']} hidden layers × {arch['hidden_width']} "
-                  f"({arch['activation']}, {arch['normalization']} norm, dropout {arch['dropout']}"
-                  f"{', residual' if arch['residual'] else ''})")
+    members = loaded.network.architecture.get("members") or [arch]
+    for number, member in enumerate(members, start=1):
+        label = f"member {number} of {len(members)}" if len(members) > 1 else "network"
+        console.print(f"{label}: {member['hidden_layers']} hidden layers × {member['hidden_width']} "
+                      f"({member['activation']}, {member['normalization']} norm, dropout {member['dropout']}"
+                      f"{', residual' if member['residual'] else ''}, numbers: {member['numeric_embedding']})")
     inputs = Table(title="inputs", title_justify="left")
     inputs.add_column("column")
     inputs.add_column("type")

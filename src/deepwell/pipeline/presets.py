@@ -113,8 +113,8 @@ def _vary(member: Config, variant: dict[str, Any]) -> None:
         model.hidden_width = max(min(16, model.hidden_width), model.hidden_width // 2)
         model.hidden_layers = max(1, model.hidden_layers - 1)
     if variant.get("regularised"):
-        model.dropout = min(0.6, model.dropout + 0.1)
-        training.weight_decay = min(0.3, max(training.weight_decay, 1e-3) * 10)
+        model.dropout = round(min(0.6, model.dropout + 0.1), 4)
+        training.weight_decay = round(min(0.3, max(training.weight_decay, 1e-3) * 10), 6)
     for key in ("numeric_embedding", "normalization"):
         if key in variant:
             setattr(model, key, variant[key])
