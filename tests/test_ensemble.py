@@ -114,12 +114,19 @@ def test_ctrl_c_during_a_member_keeps_the_members_trained_so_far(tmp_path):
             if self.starts == 2 and epoch.epoch == 2:
                 raise KeyboardInterrupt
 
-    model = dw.train(small_table(), "y", config={"target": "y", "model": {"ensemble_size": 4}}, epochs=4,
+    table = small_table()
+    model = dw.train(table, "y", config={"target": "y", "model": {"ensemble_size": 4}}, epochs=4,
                      output=tmp_path, quiet=True, callbacks=[InterruptSecondMember()])
     assert len(model.network.members) == 2
     assert model.metrics.training.stop_reason == StopReason.INTERRUPTED
     assert [m["stop_reason"] for m in model.metrics.training.members] == ["max epochs", "interrupted"]
     assert (tmp_path / model.run_dir.name / "checkpoint.member-1.safetensors").exists()
+    # resuming finishes the interrupted member from its checkpoint and trains the two never started
+    resumed = dw.train(table, resume=model.run_dir, quiet=True)
+    assert len(resumed.network.members) == 4
+    assert [m["epochs_run"] for m in resumed.metrics.training.members] == [4, 4, 4, 4]
+    first = model.network.members[0].state_dict()
+    assert all(torch.equal(v, resumed.network.members[0].state_dict()[k]) for k, v in first.items())
 
 
 def test_a_model_saved_before_ensembles_existed_is_one_network():

@@ -1,10 +1,11 @@
 """What the preset decides from the data before training: the batch size, the patience, the ensemble and its
-members.
+members, and whether text columns get a pretrained sentence encoder beside their own.
 
-`auto` means "looked at the data": both are resolved once here and written into the run's config, so a saved
-model never re-guesses. The preset trades time for accuracy: fast trains one network; balanced trains an
-ensemble where the data is small enough that one costs seconds (small tables are where averaging networks pays
-most: a single network's test score swings by points from seed to seed there); best affords larger ones.
+`auto` means "looked at the data": each is resolved once here and written into the run's config, so a saved
+model never re-guesses. The preset trades time for accuracy: fast trains one network on its own encoders;
+balanced trains an ensemble where the data is small enough that one costs seconds (small tables are where
+averaging networks pays most: a single network's test score swings by points from seed to seed there) and adds
+MiniLM beside text; best affords larger ensembles.
 """
 
 from __future__ import annotations
