@@ -162,3 +162,16 @@ def test_cli_preset_option_and_the_ensemble_summary_line(tmp_path):
     assert "an ensemble" not in single.stdout and "best epoch" in single.stdout
     wrong = subprocess.run([*common, "--preset", "quick"], capture_output=True, text=True, env=env)
     assert wrong.returncode == 2 and "quick" in wrong.stderr
+
+
+def test_an_ensembles_validation_score_is_the_averaged_models():
+    """Tuning and auto-capacity compare fits by `best_validation`: for an ensemble, that of the average."""
+    from deepwell.pipeline.fit import fit
+    from deepwell.pipeline.prepare import prepare
+    from deepwell.pipeline.score import score
+
+    prepared = prepare(small_table(), "y", {"target": "y", "model": {"ensemble_size": 2}}, epochs=3)
+    fitted = fit(prepared.config, prepared.splits)
+    validation = score(fitted, prepared.splits).metrics.validation.model
+    assert fitted.best_validation("accuracy") == pytest.approx(validation["accuracy"])
+    assert fitted.best_validation("loss") == pytest.approx(validation["log_loss"], rel=1e-4)

@@ -28,7 +28,7 @@ from deepwell.runs.layout import RunFolder
 from deepwell.runtime import use_threads
 from deepwell.training.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from deepwell.training.state import FitResult, StopReason
-from deepwell.training.trainer import MetricFn, TensorData, Trainer
+from deepwell.training.trainer import MetricFn, TensorData, Trainer, validation_loss
 
 
 @dataclass
@@ -61,11 +61,9 @@ class Fitted:
         from deepwell.inference.network import network_outputs
 
         outputs = network_outputs(self.network, self.validation.inputs, self.config.task, torch.device(self.device))
-        y = self.validation.target.numpy()
         if metric == "loss":
-            return float(((outputs - y) ** 2).mean()) if self.config.task.is_regression else \
-                float(-np.log(np.clip(outputs[np.arange(len(y)), y], 1e-12, None)).mean())
-        return float(metric_fn(self.preprocessor.target)(outputs, y)[metric])
+            return validation_loss(outputs, self.validation.target.cpu(), self.config.task)
+        return float(metric_fn(self.preprocessor.target)(outputs, self.validation.target.numpy())[metric])
 
 
 def fit_preprocessor(config: Config, splits: Splits) -> Preprocessor:

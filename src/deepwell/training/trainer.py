@@ -48,6 +48,15 @@ class TensorData:
                           None if self.weight is None else self.weight.to(device))
 
 
+def validation_loss(outputs: np.ndarray, target: torch.Tensor, task: Task) -> float:
+    """Mean squared error of standardised values, or the unweighted log loss of probabilities (comparable across
+    runs whatever the class weights): what early stopping monitors as `loss`."""
+    out = torch.from_numpy(outputs)
+    if task.is_regression:
+        return float(nn.functional.mse_loss(out, target))
+    return float(nn.functional.nll_loss(torch.log(out.clamp_min(1e-12)), target))
+
+
 def auto_batch_size(rows: int) -> int:
     """About 100 steps per epoch on mid-sized tables, between 32 and 1024 rows per batch."""
     size = 2 ** int(np.round(np.log2(max(rows, 1) / 100)))
@@ -351,10 +360,6 @@ class Trainer:
     def _validate(self, data: TensorData) -> dict[str, float]:
         outputs = network_outputs(self.network, data.inputs, self.task, self.device)
         target = data.target.cpu()
-        out = torch.from_numpy(outputs)
-        if self.task.is_regression:
-            loss = float(nn.functional.mse_loss(out, target))
-        else:  # unweighted log loss: comparable across runs whatever the class weights
-            loss = float(nn.functional.nll_loss(torch.log(out.clamp_min(1e-12)), target))
+        loss = validation_loss(outputs, target, self.task)
         metrics = self.metric_fn(outputs, target.numpy())
         return {"loss": loss, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
