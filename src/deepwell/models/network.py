@@ -84,13 +84,16 @@ class EnsembleNetwork(nn.Module):
     architectures), so a saved ensemble is rebuilt from data alone.
     """
 
-    def __init__(self, inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int,
-                 members: list[ModelConfig]) -> None:
+    def __init__(self, networks: list[TabularNetwork], config: ModelConfig) -> None:
+        """An ensemble of `networks` (trained ones are used as they are, not copied)."""
         super().__init__()
-        self.architecture = {"inputs": inputs, "model": config.model_dump(mode="json"), "output_dim": output_dim,
-                             "members": [m.model_dump(mode="json") for m in members]}
-        self.members = nn.ModuleList(TabularNetwork(inputs, m, output_dim) for m in members)
-        self.regression = output_dim == 1
+        first = networks[0].architecture
+        self.architecture = {"inputs": first["inputs"], "output_dim": first["output_dim"],
+                             "model": config.model_copy(update={"ensemble_size": len(networks)}).model_dump(
+                                 mode="json"),
+                             "members": [n.architecture["model"] for n in networks]}
+        self.members = nn.ModuleList(networks)
+        self.regression = int(first["output_dim"]) == 1
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         outputs = torch.stack([member(batch).float() for member in self.members])
@@ -101,21 +104,10 @@ class EnsembleNetwork(nn.Module):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    @classmethod
-    def of(cls, networks: list[TabularNetwork], config: ModelConfig) -> EnsembleNetwork:
-        """An ensemble holding trained `networks` (their weights are copied in)."""
-        first = networks[0].architecture
-        members = [ModelConfig.model_validate(n.architecture["model"]) for n in networks]
-        ensemble = cls(first["inputs"], config.model_copy(update={"ensemble_size": len(networks)}),
-                       int(first["output_dim"]), members)
-        for target, source in zip(ensemble.members, networks, strict=True):
-            target.load_state_dict(source.state_dict())
-        return ensemble
-
 
 def build_network(inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int,
                   members: list[dict[str, Any]] | None = None) -> TabularNetwork | EnsembleNetwork:
     """One network, or the ensemble `members` describes (a saved architecture's member settings)."""
     if not members:
         return TabularNetwork(inputs, config, output_dim)
-    return EnsembleNetwork(inputs, config, output_dim, [ModelConfig.model_validate(m) for m in members])
+    return EnsembleNetwork([TabularNetwork(inputs, ModelConfig.model_validate(m), output_dim) for m in members], config)

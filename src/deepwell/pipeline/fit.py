@@ -107,7 +107,7 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
         return Fitted(config, preprocessor, networks[0], results[0], baseline, device, train, validation)
     config = config.model_copy(deep=True)
     config.model.ensemble_size = len(networks)
-    ensemble = EnsembleNetwork.of(networks, config.model).to(device).eval()
+    ensemble = EnsembleNetwork(networks, config.model).to(device).eval()
     return Fitted(config, preprocessor, ensemble, ensemble_result(results), baseline, device, train, validation,
                   members=results)
 
