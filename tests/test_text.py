@@ -161,3 +161,40 @@ def test_the_bag_also_embeds_token_pairs_seen_in_training():
     tokens_only = TextFeature("text", ColumnConfig(type="text", max_tokens=6, text=TextOptions(ngrams=1)))
     tokens_only.fit(texts)
     assert tokens_only.transform(texts).shape == (len(texts), 6)
+
+
+def test_character_ngrams_make_their_own_bag_beside_the_tokens():
+    import torch
+
+    from deepwell.models.encoders import build_encoder
+
+    texts = pd.Series(["FREE prize now!!", "call now, free prize", "free prize inside", "see you at lunch",
+                       "lunch at noon", "see you soon"] * 3)
+    options = ColumnConfig(type="text", max_tokens=6, text=TextOptions(characters=3))
+    feature = TextFeature("text", options)
+    feature.fit(texts)
+    assert {" f", "fr", "fre", "ee ", "!!"} <= set(feature.characters)  # inside words, with word edges
+    assert "e p" not in feature.characters  # never across words
+    frequency = {gram: texts.str.lower().str.contains(gram, regex=False).sum() for gram in feature.characters}
+    ranks = sorted(feature.characters, key=feature.characters.get)
+    assert frequency[ranks[0]] <= frequency[ranks[-1]]  # rarest first: what a long text keeps
+    ids = feature.transform(pd.Series(["free lunch", "zzz"]))
+    split = feature.encoder_spec()["split"]
+    assert split == 6 + 5 and ids.shape == (2, split + feature.character_width)
+    first = feature.tokenizer.get_vocab_size() + len(feature.ngram_keys)
+    assert (ids[0, split:] >= first).sum() == len(_grams(["free", "lunch"], 3))
+    assert (ids[1, split:] == 0).all()  # nothing seen in training: all padding
+    restored = TextFeature("text", options)
+    restored.set_state(json.loads(json.dumps(feature.get_state())))
+    np.testing.assert_array_equal(restored.transform(texts), feature.transform(texts))
+    encoder = build_encoder(feature.encoder_spec(), dropout=0.0)
+    assert encoder(torch.from_numpy(ids)).shape == (2, 2 * feature.encoder_spec()["dim"])
+
+
+def _grams(words: list[str], longest: int) -> set[str]:
+    """scikit-learn's char_wb n-grams (2 … longest) of words padded with one space each side."""
+    grams = set()
+    for word in words:
+        padded = f" {word} "
+        grams |= {padded[i:i + n] for n in range(2, longest + 1) for i in range(len(padded) - n + 1)}
+    return grams

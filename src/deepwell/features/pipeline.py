@@ -60,10 +60,15 @@ def column_features(name: str, options: ColumnConfig) -> list[Feature]:
     return features
 
 
+EDGE_ROWS = 200_000  # training rows (a seeded sample beyond) whose quantiles give the numbers' bin edges
+
+
 class Preprocessor:
-    def __init__(self, features: list[Feature], target: TargetEncoder) -> None:
+    def __init__(self, features: list[Feature], target: TargetEncoder,
+                 numeric_edges: list[list[float]] | None = None) -> None:
         self.features = features
         self.target = target
+        self.numeric_edges = numeric_edges  # per numeric input, training quantiles (piecewise-linear encoding)
 
     @classmethod
     def fit(cls, train: pd.DataFrame, columns: dict[str, ColumnConfig], target: TargetEncoder) -> Preprocessor:
@@ -76,7 +81,18 @@ class Preprocessor:
         if not features:
             raise DataError("No usable input columns: every column is the target, an ID, or ignored.")
         target.fit(train[target.name])
-        return cls(features, target)
+        preprocessor = cls(features, target)
+        preprocessor.numeric_edges = preprocessor._numeric_edges(train)
+        return preprocessor
+
+    def _numeric_edges(self, train: pd.DataFrame) -> list[list[float]] | None:
+        from deepwell.models.encoders import quantile_edges
+
+        numeric = [f for f in self.features if f.block == NUMERIC_BLOCK]
+        if not numeric:
+            return None
+        rows = train if len(train) <= EDGE_ROWS else train.sample(EDGE_ROWS, random_state=0)
+        return quantile_edges(np.concatenate([f.transform(rows[f.name]) for f in numeric], axis=1))
 
     @property
     def input_columns(self) -> list[str]:
@@ -121,7 +137,8 @@ class Preprocessor:
         specs: dict[str, dict[str, Any]] = {}
         width = len(self.numeric_names())
         if width:
-            specs[NUMERIC_BLOCK] = {"kind": "numeric", "width": width}
+            specs[NUMERIC_BLOCK] = {"kind": "numeric", "width": width,
+                                    **({"edges": self.numeric_edges} if self.numeric_edges else {})}
         for feature in self.features:
             if feature.block != NUMERIC_BLOCK:
                 specs[feature.key] = feature.encoder_spec()
@@ -129,6 +146,7 @@ class Preprocessor:
 
     def state(self) -> dict[str, Any]:
         return {"version": STATE_VERSION, "target": self.target.state(),
+                **({"numeric_edges": self.numeric_edges} if self.numeric_edges else {}),
                 "features": [{"name": f.name, **({"key": f.key} if f.key != f.name else {}), **f.state()}
                              for f in self.features]}
 
@@ -153,7 +171,7 @@ class Preprocessor:
             feature = make_feature(item["name"], ColumnConfig.model_validate(item["options"]), item.get("key"))
             feature.set_state(item)
             features.append(feature)
-        return cls(features, TargetEncoder.from_state(state["target"]))
+        return cls(features, TargetEncoder.from_state(state["target"]), state.get("numeric_edges"))
 
 
 def _asset_folder(key: str) -> str:

@@ -17,6 +17,7 @@ from deepwell.config import TextOptions
 from deepwell.features.base import Feature
 
 PAD, UNKNOWN = "[PAD]", "[UNK]"  # ids 0 and 1
+MAX_CHARACTER_IDS = 1024  # character n-grams kept per text (the rarest, when a long text has more)
 
 
 def train_tokenizer(texts: list[str], kind: str, vocabulary: int, min_frequency: int):
@@ -60,6 +61,8 @@ class TextFeature(Feature):
         return self.options.text or TextOptions()
 
     ngram_keys: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted keys of the n-grams kept (see _keys)
+    characters: dict[str, int] | None = None  # character n-gram → its id among them, rarest in training first
+    character_width: int = 0  # character n-gram ids kept per text (the most any training text has, ≤ MAX)
 
     def fit(self, values: pd.Series) -> None:
         texts = values.dropna().astype(str).tolist()
@@ -76,19 +79,57 @@ class TextFeature(Feature):
                 order = np.argsort(-counts[counts >= self.options.min_frequency], kind="stable")
                 frequent = np.sort(frequent[order[:self.options.max_vocabulary]])
             self.ngram_keys = frequent
+        self.characters, self.character_width = None, 0
+        if self.text.characters >= 2 and self.text.encoder == "bag" and texts:
+            self._fit_characters(texts)
+
+    def _fit_characters(self, texts: list[str]) -> None:
+        vectorizer = self._vectorizer(None)
+        try:
+            present = vectorizer.fit_transform(texts) > 0
+        except ValueError:  # no character n-gram frequent enough
+            return
+        frequency = np.asarray(present.sum(axis=0)).ravel()
+        order = np.argsort(frequency, kind="stable")  # rarest first: what a long text keeps when truncated
+        names = vectorizer.get_feature_names_out()
+        self.characters = {str(names[column]): rank for rank, column in enumerate(order)}
+        self.character_width = int(min(MAX_CHARACTER_IDS, np.asarray(present.sum(axis=1)).max()))
+
+    def _vectorizer(self, vocabulary: dict[str, int] | None):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        return CountVectorizer(analyzer="char_wb", ngram_range=(2, self.text.characters), lowercase=True,
+                               min_df=self.options.min_frequency, max_features=self.options.max_vocabulary,
+                               vocabulary=vocabulary, dtype=np.int32)
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
         tokens = self._token_ids(values)
-        if not len(self.ngram_keys):
-            return tokens
         vocabulary = self.tokenizer.get_vocab_size()
         columns = [tokens]
-        for n in range(2, self.text.ngrams + 1):
+        for n in range(2, self.text.ngrams + 1 if len(self.ngram_keys) else 2):
             keys = _keys(tokens, n, vocabulary)
             at = np.searchsorted(self.ngram_keys, keys).clip(max=len(self.ngram_keys) - 1)
             known = (keys >= 0) & (self.ngram_keys[at] == keys)
             columns.append(np.where(known, vocabulary + at, 0))  # 0: padding, ignored by the bag
-        return np.concatenate(columns, axis=1)
+        if self.characters:
+            columns.append(self._character_ids(values, vocabulary + len(self.ngram_keys)))
+        return np.concatenate(columns, axis=1) if len(columns) > 1 else tokens
+
+    def _character_ids(self, values: pd.Series, offset: int) -> np.ndarray:
+        """[rows, character_width] ids of each text's character n-grams (rarest first), 0-padded."""
+        present = self._vectorizer(self.characters).transform(values.astype("string").fillna("").tolist())
+        present.sort_indices()
+        ids = np.zeros((len(values), self.character_width), dtype=np.int64)
+        for row in range(len(values)):
+            found = present.indices[present.indptr[row]:present.indptr[row + 1]][:self.character_width]
+            ids[row, :len(found)] = offset + found
+        return ids
+
+    @property
+    def token_width(self) -> int:
+        """Columns of token and token n-gram ids before the character n-grams."""
+        n = self.options.max_tokens
+        return n + sum(max(0, n - k + 1) for k in range(2, self.text.ngrams + 1)) if len(self.ngram_keys) else n
 
     def _token_ids(self, values: pd.Series) -> np.ndarray:
         self.tokenizer.enable_truncation(self.options.max_tokens)
@@ -98,18 +139,25 @@ class TextFeature(Feature):
 
     def encoder_spec(self) -> dict[str, Any]:
         dim = self.options.embedding_dim or 128
+        characters = len(self.characters or {})
         return {"kind": "bag" if self.text.encoder == "bag" else f"text_{self.text.encoder}",
-                "num_embeddings": self.tokenizer.get_vocab_size() + len(self.ngram_keys), "dim": dim,
-                "max_tokens": self.options.max_tokens, "layers": self.text.layers, "heads": self.text.heads}
+                "num_embeddings": self.tokenizer.get_vocab_size() + len(self.ngram_keys) + characters, "dim": dim,
+                "max_tokens": self.options.max_tokens, "layers": self.text.layers, "heads": self.text.heads,
+                **({"split": self.token_width} if characters else {})}
 
     def get_state(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.to_str(), "ngram_keys": self.ngram_keys.tolist()}
+        state = {"tokenizer": self.tokenizer.to_str(), "ngram_keys": self.ngram_keys.tolist()}
+        if self.characters:
+            state.update(characters=self.characters, character_width=self.character_width)
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_str(state["tokenizer"])
         self.ngram_keys = np.asarray(state.get("ngram_keys", []), dtype=np.int64)
+        self.characters = state.get("characters")
+        self.character_width = int(state.get("character_width", 0))
 
 
 def _keys(tokens: np.ndarray, n: int, vocabulary: int) -> np.ndarray:

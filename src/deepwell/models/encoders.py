@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +43,57 @@ class PeriodicNumericEncoder(nn.Module):
         return torch.relu(embedded).flatten(1)
 
 
+class PiecewiseLinearNumericEncoder(nn.Module):
+    """Piecewise-linear embeddings of numbers (Gorishniy et al., 2022, "Q-L", their version B): bin edges are
+    training-split quantiles of each number; value x fills the bins below it (1), the bin it falls in (its
+    position there, 0–1) and none above (0), the first and last bin extrapolating. Each number then becomes
+    W_f x + b_f + V_f · bins(x) with V_f started at zero, so training starts from a linear embedding and learns
+    the thresholds a tree would split on.
+
+    `edges` (per numeric input, ascending, at least two) come from `Preprocessor.numeric_edges` and are saved in
+    the architecture, so a loaded model encodes exactly as it trained.
+    """
+
+    def __init__(self, edges: list[list[float]], dim: int = 16) -> None:
+        super().__init__()
+        width, bins = len(edges), max(len(e) - 1 for e in edges)
+        left = torch.zeros(width, bins)
+        span = torch.ones(width, bins)
+        low = torch.zeros(width, bins)
+        high = torch.ones(width, bins)
+        used = torch.zeros(width, bins)
+        for f, values in enumerate(edges):
+            e = torch.tensor(values, dtype=torch.float32)
+            n = len(values) - 1
+            left[f, :n], span[f, :n], used[f, :n] = e[:-1], (e[1:] - e[:-1]).clamp_min(1e-6), 1.0
+            low[f, 0], high[f, n - 1] = -math.inf, math.inf  # the outer bins extrapolate
+        for name, value in (("left", left), ("span", span), ("low", low), ("high", high), ("used", used)):
+            self.register_buffer(name, value, persistent=False)
+        bound = 1 / math.sqrt(2)
+        self.weight = nn.Parameter(torch.empty(width, dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(width, dim).uniform_(-bound, bound))
+        self.bins = nn.Parameter(torch.zeros(width, bins, dim))
+        self.output_dim = width * dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        position = (x.unsqueeze(-1) - self.left) / self.span
+        encoded = torch.minimum(torch.maximum(position, self.low), self.high) * self.used
+        linear = x.unsqueeze(-1) * self.weight + self.bias
+        return (linear + torch.einsum("bft,ftd->bfd", encoded, self.bins)).flatten(1)
+
+
+def quantile_edges(block: np.ndarray, bins: int = 48) -> list[list[float]]:
+    """Per column of a numeric block, up to `bins` + 1 distinct training quantiles as bin edges (a constant
+    column gets one unit bin)."""
+    edges = []
+    for column in block.T:
+        values = np.unique(np.round(np.quantile(column, np.linspace(0, 1, bins + 1)), 6)) if len(column) else []
+        if len(values) < 2:
+            values = [values[0], values[0] + 1.0] if len(values) else [0.0, 1.0]
+        edges.append([float(v) for v in values])
+    return edges
+
+
 class CategoryEncoder(nn.Module):
     """One learned vector per category, started small for the reason the bag of tokens gives (suite, tune
     part, N(0, 1) → N(0, 0.1²): chile 0.6632 → 0.6684 accuracy, slid and star RMSE 0.5% and 0.8% lower, adult
@@ -68,16 +120,21 @@ class BagOfTokensEncoder(nn.Module):
 
     INITIAL_STD = 0.1
 
-    def __init__(self, num_embeddings: int, dim: int, dropout: float = 0.0) -> None:
+    def __init__(self, num_embeddings: int, dim: int, dropout: float = 0.0, split: int | None = None) -> None:
+        """`split`: the ids from this column on (a text's character n-grams) are averaged apart from those
+        before it, and the two means concatenated."""
         super().__init__()
         self.bag = nn.EmbeddingBag(num_embeddings, dim, mode="mean", padding_idx=0)
         with torch.no_grad():  # small, so training moves the rows a token touches (torch's N(0, 1) drowns them)
             nn.init.normal_(self.bag.weight, std=self.INITIAL_STD)
             self.bag.weight[0].zero_()
         self.dropout = nn.Dropout(dropout)
-        self.output_dim = dim
+        self.split = split
+        self.output_dim = dim * (2 if split else 1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.split:
+            return self.dropout(torch.cat([self.bag(tokens[:, :self.split]), self.bag(tokens[:, self.split:])], 1))
         return self.dropout(self.bag(tokens))
 
 
@@ -86,13 +143,18 @@ def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str =
     if kind == "numeric":
         if numeric_embedding == "periodic":
             return PeriodicNumericEncoder(int(spec["width"]))
+        if numeric_embedding == "piecewise":
+            if "edges" not in spec:
+                raise ValueError("numeric_embedding 'piecewise' needs the numeric block's bin edges "
+                                 "(Preprocessor.numeric_edges); this architecture was saved without them")
+            return PiecewiseLinearNumericEncoder(spec["edges"])
         return NumericEncoder(int(spec["width"]))
     if kind == "vector":  # precomputed embeddings (e.g. a frozen pretrained encoder): used as they are
         return NumericEncoder(int(spec["width"]))
     if kind == "embedding":
         return CategoryEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
     if kind == "bag":
-        return BagOfTokensEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout)
+        return BagOfTokensEncoder(int(spec["num_embeddings"]), int(spec["dim"]), dropout, spec.get("split"))
     if kind in ("text_cnn", "text_transformer"):
         from deepwell.models.text import TextCNNEncoder, TextTransformerEncoder
         return (TextCNNEncoder if kind == "text_cnn" else TextTransformerEncoder)(spec, dropout)
