@@ -25,6 +25,25 @@ def test_the_split_is_fixed_stratified_and_differs_by_dataset():
     assert counts.loc["train", "a"] == 49 and counts.loc["train", "b"] == 21  # 70% of each class
 
 
+def test_a_small_table_is_measured_on_five_fixed_splits_and_the_first_is_the_classic_one(tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = datasets.Dataset("iris", "tune", "table", datasets.CLASSIFICATION, "target",
+                            lambda _: load_iris(as_frame=True).frame, "150 flowers")
+    frames = iris.frames(tmp_path)
+    assert len(frames) == datasets.SMALL_TABLE_SPLITS == 5
+    assert (frames[0]["split"] == datasets.fixed_split(frames[0]["target"], datasets.CLASSIFICATION, "iris")).all()
+    assert len({tuple(f["split"]) for f in frames}) == 5  # five different splits, each the same every run
+    assert all((f["split"] == g["split"]).all() for f, g in zip(frames, iris.frames(tmp_path), strict=True))
+    assert (iris.frame(tmp_path)["split"] == frames[0]["split"]).all()
+    own = datasets.Dataset("own", "tune", "table", datasets.CLASSIFICATION, "target",
+                           lambda _: load_iris(as_frame=True).frame.assign(split="train"), "its own split")
+    assert len(own.frames(tmp_path)) == 1  # a builder's own split (unseen voices, fonts) is kept as it is
+    tables = [baselines.BaselineResult("random forest", 0.9, 0.8, 1.0), baselines.BaselineResult("ridge", 0.8, 0.6, 3)]
+    mean = run.mean_baseline([run.SplitTable(i, frames[i], tmp_path, b, [b]) for i, b in enumerate(tables)])
+    assert mean["name"] == "best per split (random forest ×1, ridge ×1)" and mean["test"] == pytest.approx(0.7)
+
+
 def test_the_gap_is_positive_when_deepwell_is_better():
     assert run.gap(datasets.CLASSIFICATION, 0.90, 0.85) == pytest.approx(5.0)
     assert run.gap(datasets.REGRESSION, 2.0, 2.2) == pytest.approx(10.0)  # lower RMSE than the baseline

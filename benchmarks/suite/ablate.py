@@ -24,9 +24,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.suite.baselines import CLASSIFICATION, best_baseline  # noqa: E402
+from benchmarks.suite.baselines import CLASSIFICATION  # noqa: E402
 from benchmarks.suite.datasets import SUITE  # noqa: E402
-from benchmarks.suite.run import RESULTS, gap, run_deepwell  # noqa: E402
+from benchmarks.suite.run import RESULTS, gap, mean_baseline, run_deepwell, split_tables  # noqa: E402
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -45,7 +45,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 def markdown(rows: list[dict], variants: list[str], meta: dict) -> str:
     lines = [f"# Ablation ({meta['date']}, {meta['cpus']} CPUs, seeds {meta['seeds']})", "",
-             "Mean test accuracy (classification) or RMSE (regression) over the seeds; gap to the best classical "
+             "Mean test accuracy (classification) or RMSE (regression) over the seeds (and the five fixed splits of a "
+             "table under 2,000 rows); gap to the best classical "
              "baseline in points or % (positive: deepwell better); median seconds per training.", "",
              "| dataset | part | baseline | " + " | ".join(variants) + " |",
              "|---|---|---:|" + "---:|" * len(variants)]
@@ -78,20 +79,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for dataset in datasets:
-            frame = dataset.frame(work)
-            table = work / dataset.name / "data.parquet"
-            table.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_parquet(table, index=False)
-            best, _ = best_baseline(frame, dataset.target, dataset.task, dataset.kind)
-            classes = frame[dataset.target].nunique()
-            row = {"name": dataset.name, "part": dataset.part, "task": dataset.task, "baseline": best.test,
-                   "baseline_name": best.name, "variants": {}}
+            tables = split_tables(dataset, work)
+            best = mean_baseline(tables)
+            classes = tables[0].frame[dataset.target].nunique()
+            row = {"name": dataset.name, "part": dataset.part, "task": dataset.task, "baseline": best["test"],
+                   "baseline_name": best["name"], "splits": len(tables), "variants": {}}
             for name, settings in variants.items():
-                runs = [run_deepwell(dataset, table, classes, seed, work / "runs", settings) for seed in seeds]
+                runs = [{**run_deepwell(dataset, t.table, classes, seed, work / "runs", settings), "split": t.index}
+                        for t in tables for seed in seeds]
                 mean = statistics.mean(r["test"] for r in runs)
-                row["variants"][name] = {"mean": mean, "gap": gap(dataset.task, mean, best.test), "runs": runs,
+                row["variants"][name] = {"mean": mean, "gap": gap(dataset.task, mean, best["test"]), "runs": runs,
                                          "seconds": statistics.median(r["seconds"] for r in runs)}
-                print(f"{dataset.name:18s} {name:24s} {mean:.4f} (baseline {best.test:.4f})", file=sys.stderr,
+                print(f"{dataset.name:18s} {name:24s} {mean:.4f} (baseline {best['test']:.4f})", file=sys.stderr,
                       flush=True)
             rows.append(row)
             RESULTS.mkdir(exist_ok=True)
