@@ -94,3 +94,16 @@ def test_a_piecewise_architecture_without_edges_is_a_clear_error():
     with pytest.raises(ValueError, match="bin edges"):
         TabularNetwork({"numeric": {"kind": "numeric", "width": 2}},
                        ModelConfig(numeric_embedding="piecewise", ensemble_size=1), 2)
+
+
+def test_the_periodic_frequency_scale_is_a_model_setting():
+    from deepwell.models.encoders import PeriodicNumericEncoder
+
+    torch.manual_seed(0)
+    spread = {}
+    for scale in (0.1, 10.0):
+        network = TabularNetwork({"numeric": {"kind": "numeric", "width": 40}},
+                                 ModelConfig(ensemble_size=1, periodic_scale=scale), 2)
+        assert isinstance(network.encoders["numeric"], PeriodicNumericEncoder)
+        spread[scale] = network.encoders["numeric"].frequencies.std().item()
+    assert 0.08 < spread[0.1] < 0.12 and 8 < spread[10.0] < 12

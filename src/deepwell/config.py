@@ -155,6 +155,10 @@ class ModelConfig(_Strict):
         "periodic", description="periodic: learned sin/cos embeddings per number; piecewise: a learned "
         "piecewise-linear function of each number over its training quantiles (tree-like thresholds); none: "
         "numbers as they are")
+    periodic_scale: float = Field(
+        0.1, gt=0, description="periodic embeddings: spread of the initial frequencies (per standard deviation of "
+        "the number); larger fits sharper effects of single numbers and needs more rows (10 helped Adult and "
+        "other large tables of counts and codes, and hurt small tables and diamonds' smooth measurements)")
     ensemble_size: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         "auto", description="networks trained one after another and averaged into one model; auto: chosen by "
         "the preset from the data's size and kind")

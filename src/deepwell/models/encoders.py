@@ -138,11 +138,12 @@ class BagOfTokensEncoder(nn.Module):
         return self.dropout(self.bag(tokens))
 
 
-def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str = "none") -> nn.Module:
+def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str = "none",
+                  periodic_scale: float = 0.1) -> nn.Module:
     kind = spec["kind"]
     if kind == "numeric":
         if numeric_embedding == "periodic":
-            return PeriodicNumericEncoder(int(spec["width"]))
+            return PeriodicNumericEncoder(int(spec["width"]), sigma=float(periodic_scale))
         if numeric_embedding == "piecewise":
             if "edges" not in spec:
                 raise ValueError("numeric_embedding 'piecewise' needs the numeric block's bin edges "

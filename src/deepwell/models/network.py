@@ -40,8 +40,8 @@ class TabularNetwork(nn.Module):
     def __init__(self, inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int) -> None:
         super().__init__()
         self.architecture = {"inputs": inputs, "model": config.model_dump(mode="json"), "output_dim": output_dim}
-        self.encoders = nn.ModuleDict({key: build_encoder(spec, config.embedding_dropout, config.numeric_embedding)
-                                       for key, spec in inputs.items()})
+        self.encoders = nn.ModuleDict({key: build_encoder(spec, config.embedding_dropout, config.numeric_embedding,
+                                                          config.periodic_scale) for key, spec in inputs.items()})
         width_in = sum(encoder.output_dim for encoder in self.encoders.values())
         width = config.hidden_width
         act = ACTIVATIONS[config.activation]
