@@ -119,10 +119,11 @@ class TextFeature(Feature):
         """[rows, character_width] ids of each text's character n-grams (rarest first), 0-padded."""
         present = self._vectorizer(self.characters).transform(values.astype("string").fillna("").tolist())
         present.sort_indices()
+        rows = np.repeat(np.arange(len(values)), np.diff(present.indptr))
+        position = np.arange(present.nnz) - present.indptr[rows]  # place of each n-gram within its text
+        keep = position < self.character_width
         ids = np.zeros((len(values), self.character_width), dtype=np.int64)
-        for row in range(len(values)):
-            found = present.indices[present.indptr[row]:present.indptr[row + 1]][:self.character_width]
-            ids[row, :len(found)] = offset + found
+        ids[rows[keep], position[keep]] = offset + present.indices[keep]
         return ids
 
     @property
