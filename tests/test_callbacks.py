@@ -187,3 +187,18 @@ def test_row_weights_change_the_loss_and_zero_weights_ignore_rows():
         loss_a = a._loss(a.network(weighted.inputs), weighted.target, weighted.weight)
         loss_b = b._loss(b.network(only_second_half.inputs), only_second_half.target, None)
     assert float(loss_a) == pytest.approx(float(loss_b), rel=1e-5)
+
+
+def test_stop_after_ends_at_its_epoch_on_the_full_schedule():
+    from deepwell.training.callbacks import StopAfter
+
+    train, validation = tiny_data()
+    short = trainer([StopAfter(2)], epochs=10).fit(train, validation)
+    full = trainer([], epochs=10).fit(train, validation)
+    assert short.stop_reason == StopReason.EPOCH_LIMIT and len(short.history) == 2
+    # the learning rate follows the ten-epoch schedule, so the two epochs are those of the full training
+    assert [e.lr for e in short.history] == [e.lr for e in full.history[:2]]
+    losses = [e.validation["loss"] for e in full.history[:2]]
+    assert [e.validation["loss"] for e in short.history] == pytest.approx(losses)
+    with pytest.raises(ValueError, match="at least 1 epoch, got 0"):
+        StopAfter(0)

@@ -22,6 +22,9 @@ ColumnType = Literal["number", "binary", "category", "text", "datetime", "image"
 
 
 
+PositiveFloat = Annotated[float, Field(gt=0)]
+SMOOTH_SCALE, SHARP_SCALE = 0.1, (0.1, 30.0)  # periodic_scale: auto races these two
+RACE_VALIDATION_ROWS, RACE_EPOCHS = 500, 3
 PATIENCE_STEPS = 200  # auto patience: at least this many optimiser steps without improvement before stopping
 
 
@@ -155,16 +158,27 @@ class ModelConfig(_Strict):
         "periodic", description="periodic: learned sin/cos embeddings per number; piecewise: a learned "
         "piecewise-linear function of each number over its training quantiles (tree-like thresholds); none: "
         "numbers as they are")
-    periodic_scale: float = Field(
-        0.1, gt=0, description="periodic embeddings: spread of the initial frequencies (per standard deviation of "
-        "the number); larger fits sharper effects of single numbers and needs more rows (10 helped Adult and "
-        "other large tables of counts and codes, and hurt small tables and diamonds' smooth measurements)")
+    periodic_scale: PositiveFloat | tuple[PositiveFloat, PositiveFloat] | Literal["auto"] = Field(
+        "auto", description="periodic embeddings: spread of the initial frequencies (per standard deviation of "
+        "the number). A number: one spread; larger fits sharper effects of single numbers and needs more rows. "
+        "A pair [low, high]: each number's frequencies spread log-evenly from low to high (smooth and sharp). "
+        "auto: 0.1, or, where the validation split can tell them apart (at least "
+        f"{RACE_VALIDATION_ROWS} rows, not the fast preset), whichever of 0.1 and {list(SHARP_SCALE)} reaches the "
+        f"lower validation loss in a race of {RACE_EPOCHS} epochs each (pipeline/race.py)")
     ensemble_size: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
         "auto", description="networks trained one after another and averaged into one model; auto: chosen by "
         "the preset from the data's size and kind")
     ensemble_variety: Literal["architectures", "seeds"] = Field(
         "architectures", description="ensemble members differ in architecture (numeric embedding, width, "
         "normalisation, regularisation) and seed, or in seed only (keep the architecture you chose)")
+
+
+    @model_validator(mode="after")
+    def _scale_pair_ascending(self) -> ModelConfig:
+        scale = self.periodic_scale
+        if isinstance(scale, tuple) and scale[0] > scale[1]:
+            raise ValueError(f"model.periodic_scale: a pair is [low, high] with low <= high, got {list(scale)}")
+        return self
 
 
 class TrainingConfig(_Strict):

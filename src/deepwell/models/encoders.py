@@ -25,12 +25,17 @@ class PeriodicNumericEncoder(nn.Module):
     """Periodic embeddings of numbers (Gorishniy et al., 2022, "PLR"): each value x becomes
     ReLU(W_f [cos(2π c_f x), sin(2π c_f x)] + b_f) with trainable frequencies c_f per feature f.
 
-    Lets an MLP fit sharp, non-monotonic effects of a single number that a linear first layer cannot.
+    Lets an MLP fit sharp, non-monotonic effects of a single number that a linear first layer cannot. `sigma`
+    is the spread of the initial frequencies: one value for all, or (low, high) to spread the frequencies of each
+    number log-evenly from low to high, so one embedding holds smooth and sharp components.
     """
 
-    def __init__(self, width: int, frequencies: int = 16, dim: int = 16, sigma: float = 0.1) -> None:
+    def __init__(self, width: int, frequencies: int = 16, dim: int = 16,
+                 sigma: float | tuple[float, float] = 0.1) -> None:
         super().__init__()
-        self.frequencies = nn.Parameter(torch.randn(width, frequencies) * sigma)
+        low, high = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
+        scales = torch.logspace(math.log10(low), math.log10(high), frequencies)
+        self.frequencies = nn.Parameter(torch.randn(width, frequencies) * scales)
         bound = 1 / math.sqrt(2 * frequencies)
         self.weight = nn.Parameter(torch.empty(width, 2 * frequencies, dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(width, dim).uniform_(-bound, bound))
@@ -139,11 +144,11 @@ class BagOfTokensEncoder(nn.Module):
 
 
 def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str = "none",
-                  periodic_scale: float = 0.1) -> nn.Module:
+                  periodic_scale: float | tuple[float, float] = 0.1) -> nn.Module:
     kind = spec["kind"]
     if kind == "numeric":
         if numeric_embedding == "periodic":
-            return PeriodicNumericEncoder(int(spec["width"]), sigma=float(periodic_scale))
+            return PeriodicNumericEncoder(int(spec["width"]), sigma=periodic_scale)
         if numeric_embedding == "piecewise":
             if "edges" not in spec:
                 raise ValueError("numeric_embedding 'piecewise' needs the numeric block's bin edges "

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from deepwell.config import ModelConfig
+from deepwell.config import SMOOTH_SCALE, ModelConfig
 from deepwell.models.encoders import build_encoder
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -39,6 +39,8 @@ class ResidualBlock(nn.Module):
 class TabularNetwork(nn.Module):
     def __init__(self, inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int) -> None:
         super().__init__()
+        if config.periodic_scale == "auto":  # unresolved (no race ran, pipeline/race.py): what auto is without one
+            config = config.model_copy(update={"periodic_scale": SMOOTH_SCALE})
         self.architecture = {"inputs": inputs, "model": config.model_dump(mode="json"), "output_dim": output_dim}
         self.encoders = nn.ModuleDict({key: build_encoder(spec, config.embedding_dropout, config.numeric_embedding,
                                                           config.periodic_scale) for key, spec in inputs.items()})

@@ -19,14 +19,15 @@ from deepwell import __version__
 from deepwell.config import Config
 from deepwell.data.split import Splits
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, regression_metrics
-from deepwell.features.pipeline import Preprocessor
+from deepwell.features.pipeline import NUMERIC_BLOCK, Preprocessor
 from deepwell.features.target import TargetEncoder
 from deepwell.model import Model
 from deepwell.models.network import EnsembleNetwork, TabularNetwork
 from deepwell.pipeline.presets import member_configs
+from deepwell.pipeline.race import resolve_periodic_scale
 from deepwell.runs.layout import RunFolder
 from deepwell.runtime import use_threads
-from deepwell.training.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
+from deepwell.training.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar, StopAfter
 from deepwell.training.state import FitResult, StopReason
 from deepwell.training.trainer import MetricFn, TensorData, Trainer, validation_loss
 
@@ -89,12 +90,19 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     validation = TensorData(preprocessor.transform(splits.validation),
                             preprocessor.transform_target(splits.validation))
     outputs = 1 if config.task.is_regression else len(target.classes)
+
+    def train_for(candidate: Config, epochs: int) -> FitResult:  # a race's short training (pipeline/race.py)
+        _seed(candidate.training.seed)
+        return _fit_one(candidate, preprocessor, train, validation, outputs, [StopAfter(epochs)],
+                        progress=False, checkpoint=None, resume=False)[1]
+
+    config = resolve_periodic_scale(config, len(validation.target), NUMERIC_BLOCK in preprocessor.encoder_specs(),
+                                    train_for)
     members = member_configs(config)
     networks, results = [], []
     for index, member in enumerate(members):
         path = None if checkpoint is None else RunFolder.member_checkpoint(checkpoint, index)
-        if index:
-            _seed(member.training.seed)
+        _seed(member.training.seed)
         network, result, device = _fit_one(member, preprocessor, train, validation, outputs, callbacks,
                                            progress, path, resume)
         networks.append(network)

@@ -133,6 +133,9 @@ def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, 
     from deepwell.reports import build_report
     from deepwell.reports.plots import learning_curves, save
 
+    settled = prepared.config.model_copy(deep=True)  # the scale fit raced for replaces auto (pipeline/race.py)
+    settled.model.periodic_scale = fitted.config.model.periodic_scale
+    write_text(run.config, settled.to_yaml())
     model = fitted.model(run.path)
     model.metrics, model.diagnosis = scored.metrics, scored.diagnosis
     model.save(run.model)

@@ -14,6 +14,7 @@ class StopReason(str, Enum):
     EARLY_STOPPING = "early stopping"
     INTERRUPTED = "interrupted"  # Ctrl-C: the best weights so far are kept
     PRUNED = "pruned"  # a tuning trial stopped by its pruner
+    EPOCH_LIMIT = "epoch limit"  # a callback's own epoch budget (StopAfter: a race's short trainings)
 
     def __str__(self) -> str:
         return self.value
