@@ -80,3 +80,11 @@ def test_log_mel_statistics_ignore_leading_silence(tmp_path):
                                                                  str(tmp_path / "b.wav")]}))
     assert stats.shape == (2, 4 * 40)
     assert np.allclose(stats[0, :40], stats[1, :40], atol=3.0)  # silence averaged in would cost ~30 dB
+
+
+def test_an_ablation_variant_reads_dotted_settings_and_keeps_a_bracketed_pair_whole():
+    from benchmarks.suite.ablate import parse_variant
+
+    name, settings = parse_variant("sharp: model.periodic_scale=[0.1, 30], model.dropout=0.3,training.seed=1")
+    assert name == "sharp"
+    assert settings == {"model": {"periodic_scale": [0.1, 30], "dropout": 0.3}, "training": {"seed": 1}}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -33,7 +34,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     """'name:a.b=1,c=x' → ('name', {'a': {'b': 1}, 'c': 'x'})."""
     name, _, body = text.partition(":")
     settings: dict = {}
-    for item in filter(None, (part.strip() for part in body.split(","))):
+    for item in filter(None, (part.strip() for part in re.split(r",(?![^\[]*\])", body))):  # [a, b] stays whole
         path, _, value = item.partition("=")
         node = settings
         *parents, leaf = path.strip().split(".")
