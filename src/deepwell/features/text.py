@@ -64,6 +64,11 @@ class TextFeature(Feature):
     characters: dict[str, int] | None = None  # character n-gram → its id among them, rarest in training first
     character_width: int = 0  # character n-gram ids kept per text (the most any training text has, ≤ MAX)
 
+    @property
+    def character_n(self) -> int:
+        """The longest character n-gram (`text.characters`; left at auto outside `prepare`: none)."""
+        return self.text.characters if isinstance(self.text.characters, int) else 0
+
     def fit(self, values: pd.Series) -> None:
         texts = values.dropna().astype(str).tolist()
         self.tokenizer = train_tokenizer(texts, self.text.tokenizer, self.options.max_vocabulary,
@@ -80,7 +85,7 @@ class TextFeature(Feature):
                 frequent = np.sort(frequent[order[:self.options.max_vocabulary]])
             self.ngram_keys = frequent
         self.characters, self.character_width = None, 0
-        if self.text.characters >= 2 and self.text.encoder == "bag" and texts:
+        if self.character_n >= 2 and self.text.encoder == "bag" and texts:
             self._fit_characters(texts)
 
     def _fit_characters(self, texts: list[str]) -> None:
@@ -98,7 +103,7 @@ class TextFeature(Feature):
     def _vectorizer(self, vocabulary: dict[str, int] | None):
         from sklearn.feature_extraction.text import CountVectorizer
 
-        return CountVectorizer(analyzer="char_wb", ngram_range=(2, self.text.characters), lowercase=True,
+        return CountVectorizer(analyzer="char_wb", ngram_range=(2, self.character_n), lowercase=True,
                                min_df=self.options.min_frequency, max_features=self.options.max_vocabulary,
                                vocabulary=vocabulary, dtype=np.int32)
 
