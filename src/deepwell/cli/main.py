@@ -169,6 +169,38 @@ def predict(
 
 
 @app.command()
+def serve(
+    model: ModelArg,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: $PORT, else 8080).")] = None,
+    name: Annotated[str, typer.Option(help="The model's name in /v2/models/NAME.")] = "model",
+    token: Annotated[str | None, typer.Option(help="Require 'Authorization: Bearer TOKEN' (health routes "
+                                                   "stay open); default: $DEEPWELL_TOKEN.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for predictions (default: the CPUs this "
+                                                     "process may use).")] = None,
+    max_body: Annotated[int, typer.Option(help="Largest request body in bytes.")] = 32 * 2**20,
+    max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
+    timeout: Annotated[float, typer.Option(help="Seconds a prediction may take before a 503.")] = 30.0,
+) -> None:
+    """Serve MODEL over the Open Inference Protocol (KServe V2 REST), /predict and /invocations."""
+    import os
+
+    import uvicorn
+
+    import deepwell
+    from deepwell.runtime import use_threads
+    from deepwell.serving.app import Limits, create_app
+
+    use_threads(threads or "auto")
+    limits = Limits(max_body_bytes=max_body, max_rows=max_rows, timeout_s=timeout,
+                    token=token or os.environ.get("DEEPWELL_TOKEN") or None)
+    served = create_app(deepwell.load(model), name, limits)
+    port = port or int(os.environ.get("PORT", "8080"))
+    errors.print(f"serving {model} as {name!r} on http://{host}:{port} (Open Inference Protocol: /v2/models/{name})")
+    uvicorn.run(served, host=host, port=port, log_level="warning")
+
+
+@app.command()
 def evaluate(model: ModelArg, data: DataArg) -> None:
     """Evaluate a saved model on labelled DATA, beside the trivial baseline."""
     import deepwell

@@ -1,0 +1,228 @@
+"""The inference server: a FastAPI app around one model, speaking the Open Inference Protocol (KServe V2) over
+REST, plus `/predict` (records) and `/invocations` (MLflow's scoring format), so standard clients work unchanged.
+
+Every request goes through the one prediction path (`inference.predict`) with file columns taken as the files'
+bytes, never as paths. Limits: body size, rows per request, time per request, and an optional bearer token
+(health routes stay open for probes). A client's mistake is a 4xx `{"error": "…"}` naming the field.
+
+Imports FastAPI at module level (FastAPI reads the route functions' annotations); only `deepwell serve` and
+the tests import this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from deepwell import __version__
+from deepwell.errors import DeepwellError
+from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
+from deepwell.serving.schema import frame_from_tensors, input_columns, output_metadata, output_tensors
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from deepwell.model import Model
+
+VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 32 * 2**20
+    max_rows: int = 10_000
+    timeout_s: float = 30.0
+    token: str | None = None
+
+
+class ClientError(Exception):
+    """A request the server refuses: its status and the message a client reads."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Predictor:
+    """Runs predictions one at a time on a worker thread (torch's own threads do the parallel work)."""
+
+    def __init__(self, model: Model, limits: Limits) -> None:
+        self.model, self.limits = model, limits
+        self.columns = input_columns(model)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepwell-predict")
+
+    async def run(self, frame: pd.DataFrame):
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(self.executor, self._predict, frame),
+                                          self.limits.timeout_s)
+        except TimeoutError:
+            raise ClientError(503, f"the prediction took longer than {self.limits.timeout_s:g} s "
+                                   "(the server's --timeout)") from None
+
+    def _predict(self, frame: pd.DataFrame):
+        from deepwell.inference.predict import predict
+
+        _, predictions = predict(self.model, frame, file_contents=True)
+        predictions.raise_for_errors()
+        return predictions
+
+
+def create_app(model: Model, name: str = "model", limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits()
+    predictor = Predictor(model, limits)
+    app = FastAPI(title=f"deepwell: {name}", version=__version__,
+                  description=f"Predicts {model.target!r} ({model.task.value}) from "
+                              f"{', '.join(repr(c.name) for c in predictor.columns)}.")
+
+    @app.exception_handler(ClientError)
+    async def client_error(_: Request, exc: ClientError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if limits.token and not request.url.path.startswith("/v2/health"):
+            if request.headers.get("authorization") != f"Bearer {limits.token}":
+                return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer …)"},
+                                    status_code=401)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
+            return JSONResponse({"error": f"the body has {length} bytes; at most {limits.max_body_bytes} "
+                                          "(the server's --max-body)"}, status_code=413)
+        return await call_next(request)
+
+    def check_model(model_name: str) -> None:
+        if model_name != name:
+            raise ClientError(404, f"unknown model {model_name!r}; this server serves {name!r}")
+
+    @app.get("/v2")
+    async def server_metadata() -> dict[str, Any]:
+        return {"name": "deepwell", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready")
+    async def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    @app.get("/v2/models/{model_name}")
+    @app.get("/v2/models/{model_name}/versions/{model_version}")
+    async def model_metadata(model_name: str, model_version: str = VERSION) -> dict[str, Any]:
+        check_model(model_name)
+        return {"name": name, "versions": [VERSION], "platform": f"deepwell-{__version__}",
+                "inputs": [c.metadata() for c in predictor.columns], "outputs": output_metadata(model),
+                "parameters": {"task": model.task.value, "target": model.target}}
+
+    @app.get("/v2/models/{model_name}/ready")
+    @app.get("/v2/models/{model_name}/versions/{model_version}/ready")
+    async def model_ready(model_name: str, model_version: str = VERSION) -> dict[str, Any]:
+        check_model(model_name)
+        return {"name": name, "ready": True}
+
+    @app.post("/v2/models/{model_name}/infer")
+    @app.post("/v2/models/{model_name}/versions/{model_version}/infer")
+    async def infer(model_name: str, request: Request, model_version: str = VERSION) -> Response:
+        check_model(model_name)
+        body = await _body(request, limits)
+        try:
+            parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
+            frame = frame_from_tensors(predictor.columns, parsed.inputs, limits.max_rows)
+        except ProtocolError as exc:
+            raise ClientError(400, str(exc)) from None
+        predictions = await _predict(predictor, frame)
+        outputs = output_tensors(model, predictions)
+        if parsed.outputs is not None:
+            missing = [o for o in parsed.outputs if o not in outputs]
+            if missing:
+                raise ClientError(400, f"unknown output(s) {missing}; the model gives {list(outputs)}")
+            outputs = {o: outputs[o] for o in parsed.outputs}
+        content, header = encode_response(name, parsed, outputs, VERSION)
+        headers = {HEADER_LENGTH: str(header)} if header is not None else None
+        media = "application/octet-stream" if header is not None else "application/json"
+        return Response(content, media_type=media, headers=headers)
+
+    @app.post("/predict")
+    async def predict_records(request: Request) -> dict[str, Any]:
+        """`{"records": [{column: value, …}, …]}` → `{"predictions": […], "probabilities": […]}`."""
+        message = _json(await _body(request, limits))
+        records = message.get("records") if isinstance(message, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records) or not records:
+            raise ClientError(400, 'the body must be {"records": [{column: value, …}, …]} with at least one record')
+        predictions = await _predict(predictor, _records_frame(records, limits))
+        return _plain(model, predictions)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> dict[str, Any]:
+        """MLflow's scoring format: `{"dataframe_split": {"columns": […], "data": [[…]]}}` or
+        `{"dataframe_records": […]}` → `{"predictions": […]}`."""
+        message = _json(await _body(request, limits))
+        predictions = await _predict(predictor, _mlflow_frame(message, limits))
+        return {"predictions": _plain(model, predictions)["predictions"]}
+
+    return app
+
+
+async def _body(request: Request, limits: Limits) -> bytes:
+    body = await request.body()
+    if len(body) > limits.max_body_bytes:
+        raise ClientError(413, f"the body has {len(body)} bytes; at most {limits.max_body_bytes} (--max-body)")
+    return body
+
+
+async def _predict(predictor: Predictor, frame: pd.DataFrame):
+    try:
+        return await predictor.run(frame)
+    except DeepwellError as exc:
+        raise ClientError(400, str(exc)) from None
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ClientError(400, f"the request body is not valid JSON: {exc}") from None
+
+
+def _records_frame(records: list[dict[str, Any]], limits: Limits) -> pd.DataFrame:
+    import pandas as pd
+
+    if len(records) > limits.max_rows:
+        raise ClientError(413, f"{len(records)} records; at most {limits.max_rows} per request (--max-rows)")
+    return pd.DataFrame.from_records(records)
+
+
+def _mlflow_frame(message: Any, limits: Limits) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(message, dict) and isinstance(message.get("dataframe_records"), list):
+        return _records_frame(message["dataframe_records"], limits)
+    split = message.get("dataframe_split") if isinstance(message, dict) else None
+    if not isinstance(split, dict) or not isinstance(split.get("columns"), list) \
+            or not isinstance(split.get("data"), list):
+        raise ClientError(400, 'the body must hold "dataframe_split" ({"columns": […], "data": [[…], …]}) or '
+                               '"dataframe_records" ([{column: value, …}, …])')
+    if len(split["data"]) > limits.max_rows:
+        raise ClientError(413, f"{len(split['data'])} rows; at most {limits.max_rows} per request (--max-rows)")
+    try:
+        return pd.DataFrame(split["data"], columns=split["columns"])
+    except ValueError as exc:
+        raise ClientError(400, f"dataframe_split: {exc}") from None
+
+
+def _plain(model: Model, predictions) -> dict[str, Any]:
+    import numpy as np
+
+    values = [v.item() if isinstance(v, np.generic) else v for v in predictions.predictions]
+    if model.task.is_regression:
+        return {"predictions": values}
+    classes = [str(c) for c in model.classes_]
+    return {"predictions": values,
+            "probabilities": [dict(zip(classes, map(float, row), strict=True)) for row in predictions.outputs]}

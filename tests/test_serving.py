@@ -1,0 +1,225 @@
+"""The inference server, started for real (uvicorn on 127.0.0.1) and called by clients deepwell did not write:
+tritonclient (it speaks the Open Inference Protocol, KServe V2) and plain HTTP for /predict and /invocations."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+import deepwell as dw
+from deepwell.serving.app import Limits, create_app
+
+httpclient = pytest.importorskip("tritonclient.http")
+TOKEN = "s3cret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real uvicorn server on a free local port, in a background thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def adult(adult_csv, tmp_path_factory):
+    frame = pd.read_csv(adult_csv)
+    model = dw.train(frame, "income", config={"training": {"epochs": 2}}, output=tmp_path_factory.mktemp("runs"),
+                     quiet=True, track=False)
+    return model, frame.drop(columns=["income"]).head(25).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def server(adult):
+    with Server(create_app(adult[0], "adult", Limits(max_body_bytes=200_000, max_rows=100))) as running:
+        yield running
+
+
+def v2_inputs(frame: pd.DataFrame, columns, binary: bool) -> list:
+    inputs = []
+    for column in columns:
+        values = frame[column.name]
+        if column.datatype == "FP64":
+            array = values.to_numpy(dtype=np.float64)
+        else:
+            array = np.array([b"" if pd.isna(v) else str(v).encode() for v in values], dtype=np.object_)
+        tensor = httpclient.InferInput(column.name, [len(array)], column.datatype)
+        tensor.set_data_from_numpy(array, binary_data=binary)
+        inputs.append(tensor)
+    return inputs
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary tensors", "JSON tensors"])
+def test_tritonclient_gets_the_offline_predictions(adult, server, binary):
+    from deepwell.serving.schema import input_columns
+
+    model, rows = adult
+    client = httpclient.InferenceServerClient(server.url)
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("adult")
+    metadata = client.get_model_metadata("adult")
+    assert [i["name"] for i in metadata["inputs"]] == model.input_columns
+    assert {o["name"] for o in metadata["outputs"]} == {"label", "probabilities"}
+    outputs = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in ("label", "probabilities")]
+    result = client.infer("adult", v2_inputs(rows, input_columns(model), binary), outputs=outputs,
+                          request_id="req-7")
+    assert result.get_response()["id"] == "req-7"
+    np.testing.assert_allclose(result.as_numpy("probabilities"), model.predict_proba(rows), atol=1e-6)
+    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")]
+    assert labels == [str(v) for v in model.predict(rows)]
+
+
+def test_predict_and_mlflow_invocations_give_the_offline_predictions(adult, server):
+    model, rows = adult
+    expected = [str(v) for v in model.predict(rows)]
+    records = rows.head(5).to_dict(orient="records")
+    answer = requests.post(f"http://{server.url}/predict", json={"records": records}, timeout=30).json()
+    assert [str(v) for v in answer["predictions"]] == expected[:5]
+    assert answer["probabilities"][0][str(model.classes_[1])] == pytest.approx(model.predict_proba(rows)[0, 1],
+                                                                                abs=1e-6)
+    split = {"dataframe_split": {"columns": list(rows.columns), "data": rows.head(5).values.tolist()}}
+    answer = requests.post(f"http://{server.url}/invocations", json=split, timeout=30).json()
+    assert [str(v) for v in answer["predictions"]] == expected[:5]
+    answer = requests.post(f"http://{server.url}/invocations", json={"dataframe_records": records}, timeout=30)
+    assert [str(v) for v in answer.json()["predictions"]] == expected[:5]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), [
+    ("/v2/models/other/infer", {"inputs": []}, 404, "unknown model 'other'; this server serves 'adult'"),
+    ("/v2/models/adult/infer", b"{not json", 400, "not valid JSON"),
+    ("/v2/models/adult/infer", {"inputs": [{"name": "age", "datatype": "FP64", "shape": [2], "data": [1]}]},
+     400, "input 'age': its shape holds 2 element(s), its data 1"),
+    ("/v2/models/adult/infer", {"inputs": [{"name": "agee", "datatype": "FP64", "shape": [1], "data": [1]}]},
+     400, "unknown input(s) 'agee'"),
+    ("/v2/models/adult/infer", {"inputs": [{"name": "age", "datatype": "FP64", "shape": [1], "data": [30]}]},
+     400, "lacks input column(s)"),
+    ("/v2/models/adult/infer", {"inputs": [{"name": "age", "datatype": "FP9", "shape": [1], "data": [1]}]},
+     400, '"datatype" must be one of'),
+    ("/predict", {"rows": []}, 400, '{"records": [{column: value'),
+    ("/predict", {"records": [{"age": 1}] * 101}, 413, "at most 100 per request"),
+    ("/predict", {"records": [{"age": "x" * 300_000}]}, 413, "at most 200000"),
+    ("/invocations", {"instances": [1]}, 400, '"dataframe_split"'),
+])
+def test_bad_requests_get_a_4xx_naming_the_field_and_the_server_keeps_serving(adult, server, path, body,
+                                                                               status, message):
+    model, rows = adult
+    sent = {"data": body} if isinstance(body, bytes) else {"json": body}
+    answer = requests.post(f"http://{server.url}{path}", timeout=30, **sent)
+    assert answer.status_code == status and message in answer.json()["error"]
+    again = requests.post(f"http://{server.url}/predict", json={"records": rows.head(2).to_dict("records")},
+                          timeout=30)
+    assert again.status_code == 200 and [str(v) for v in again.json()["predictions"]] == \
+        [str(v) for v in model.predict(rows.head(2))]
+
+
+def test_a_token_guards_every_route_but_health(adult):
+    with Server(create_app(adult[0], "adult", Limits(token=TOKEN))) as running:
+        base = f"http://{running.url}"
+        assert requests.get(f"{base}/v2/health/ready", timeout=10).status_code == 200
+        refused = requests.get(f"{base}/v2/models/adult", timeout=10)
+        assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
+        client = httpclient.InferenceServerClient(running.url)
+        metadata = client.get_model_metadata("adult", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert metadata["name"] == "adult"
+
+
+def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_path):
+    config = {"target": "label", "columns": {"image": {"type": "image", "image": {"size": 16, "width": 8}}},
+              "training": {"epochs": 1}}
+    model = dw.train(digits_folder, config=config, output=tmp_path, quiet=True, track=False)
+    files = sorted(digits_folder.rglob("*.png"))[:4]
+    expected = [str(v) for v in model.predict(pd.DataFrame({model.input_columns[0]: [str(f) for f in files]}))]
+    column = model.input_columns[0]
+    with Server(create_app(model, "digits")) as running:
+        tensor = httpclient.InferInput(column, [len(files)], "BYTES")
+        tensor.set_data_from_numpy(np.array([f.read_bytes() for f in files], dtype=np.object_))
+        result = httpclient.InferenceServerClient(running.url).infer("digits", [tensor])
+        assert [v.decode() for v in result.as_numpy("label")] == expected
+        encoded = [{column: base64.b64encode(f.read_bytes()).decode()} for f in files]
+        answer = requests.post(f"http://{running.url}/predict", json={"records": encoded}, timeout=30).json()
+        assert [str(v) for v in answer["predictions"]] == expected
+        refused = requests.post(f"http://{running.url}/predict", json={"records": [{column: str(files[0])}]},
+                                timeout=30)
+        assert refused.status_code == 400 and "does not read file paths" in refused.json()["error"]
+
+
+def test_deepwell_serve_starts_from_the_command_line_and_stops_on_sigterm(adult):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    model, rows = adult
+    port = free_port()
+    env = {**os.environ, "DEEPWELL_TOKEN": TOKEN}
+    process = subprocess.Popen([sys.executable, "-m", "deepwell.cli.main", "serve", str(model.run_dir),
+                                "--port", str(port), "--name", "income", "--threads", "1"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+                time.sleep(0.2)
+        answer = requests.post(f"{base}/predict", json={"records": rows.head(3).to_dict("records")},
+                               headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        assert [str(v) for v in answer.json()["predictions"]] == [str(v) for v in model.predict(rows.head(3))]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught: the exit is SIGTERM's own
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Traceback" not in process.stdout.read()
+
+
+def test_binary_tensors_are_read_and_malformed_ones_named():
+    import json
+    import struct
+
+    from deepwell.serving.protocol import ProtocolError, parse_request
+
+    header = json.dumps({"inputs": [
+        {"name": "n", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}},
+        {"name": "s", "datatype": "BYTES", "shape": [2], "parameters": {"binary_data_size": 11}}]}).encode()
+    blobs = np.array([1.5, -2], dtype="<f4").tobytes() + struct.pack("<I", 2) + b"ok" + struct.pack("<I", 1) + b"!"
+    request = parse_request(header + blobs, str(len(header)))
+    assert request.inputs[0].data.tolist() == [1.5, -2.0] and request.inputs[1].data.tolist() == [b"ok", b"!"]
+    with pytest.raises(ProtocolError, match="binary_data_size 11 exceeds the 10 bytes left"):
+        parse_request(header + blobs[:-1], str(len(header)))
+    with pytest.raises(ProtocolError, match="Inference-Header-Content-Length is 999"):
+        parse_request(header + blobs, "999")
+    with pytest.raises(ProtocolError, match="1 bytes of binary data no input claims"):
+        parse_request(header + blobs + b"x", str(len(header)))
