@@ -223,3 +223,25 @@ def test_binary_tensors_are_read_and_malformed_ones_named():
         parse_request(header + blobs, "999")
     with pytest.raises(ProtocolError, match="1 bytes of binary data no input claims"):
         parse_request(header + blobs + b"x", str(len(header)))
+
+
+def test_metrics_count_requests_latency_rows_and_predicted_classes(adult):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    model, rows = adult
+    with Server(create_app(model, "adult")) as running:
+        base = f"http://{running.url}"
+        for size in (1, 4):
+            requests.post(f"{base}/predict", json={"records": rows.head(size).to_dict("records")}, timeout=30)
+        requests.post(f"{base}/predict", json={"rows": []}, timeout=30)
+        scraped = requests.get(f"{base}/metrics", timeout=10)
+    assert scraped.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+    assert samples[("deepwell_requests_total", (("route", "/predict"), ("status", "200")))] == 2
+    assert samples[("deepwell_requests_total", (("route", "/predict"), ("status", "400")))] == 1
+    assert samples[("deepwell_request_seconds_count", (("route", "/predict"),))] == 3
+    assert samples[("deepwell_prediction_rows_sum", ())] == 5
+    predicted = [str(v) for v in model.predict(rows.head(1))] + [str(v) for v in model.predict(rows.head(4))]
+    for label in set(predicted):
+        assert samples[("deepwell_predictions_total", (("label", label),))] == predicted.count(label)

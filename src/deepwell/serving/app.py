@@ -3,7 +3,8 @@ REST, plus `/predict` (records) and `/invocations` (MLflow's scoring format), so
 
 Every request goes through the one prediction path (`inference.predict`) with file columns taken as the files'
 bytes, never as paths. Limits: body size, rows per request, time per request, and an optional bearer token
-(health routes stay open for probes). A client's mistake is a 4xx `{"error": "…"}` naming the field.
+(health routes stay open for probes). `/metrics` for Prometheus (`metrics.py`). A client's mistake is a 4xx
+`{"error": "…"}` naming the field.
 
 Imports FastAPI at module level (FastAPI reads the route functions' annotations); only `deepwell serve` and
 the tests import this module.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 from deepwell import __version__
 from deepwell.errors import DeepwellError
+from deepwell.serving.metrics import ServerMetrics
 from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
 from deepwell.serving.schema import frame_from_tensors, input_columns, output_metadata, output_tensors
 
@@ -77,6 +80,7 @@ class Predictor:
 def create_app(model: Model, name: str = "model", limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
     predictor = Predictor(model, limits)
+    metrics = ServerMetrics()
     app = FastAPI(title=f"deepwell: {name}", version=__version__,
                   description=f"Predicts {model.target!r} ({model.task.value}) from "
                               f"{', '.join(repr(c.name) for c in predictor.columns)}.")
@@ -97,9 +101,23 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
                                           "(the server's --max-body)"}, status_code=413)
         return await call_next(request)
 
+    @app.middleware("http")
+    async def measure(request: Request, call_next):  # added last, so outermost: refused requests count too
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.observe_request(getattr(route, "path", "other"), response.status_code,
+                                time.perf_counter() - started)
+        return response
+
     def check_model(model_name: str) -> None:
         if model_name != name:
             raise ClientError(404, f"unknown model {model_name!r}; this server serves {name!r}")
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        content, media = metrics.render()
+        return Response(content, media_type=media)
 
     @app.get("/v2")
     async def server_metadata() -> dict[str, Any]:
@@ -137,7 +155,7 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
             frame = frame_from_tensors(predictor.columns, parsed.inputs, limits.max_rows)
         except ProtocolError as exc:
             raise ClientError(400, str(exc)) from None
-        predictions = await _predict(predictor, frame)
+        predictions = await _predict(predictor, frame, metrics)
         outputs = output_tensors(model, predictions)
         if parsed.outputs is not None:
             missing = [o for o in parsed.outputs if o not in outputs]
@@ -156,7 +174,7 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
         records = message.get("records") if isinstance(message, dict) else None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records) or not records:
             raise ClientError(400, 'the body must be {"records": [{column: value, …}, …]} with at least one record')
-        predictions = await _predict(predictor, _records_frame(records, limits))
+        predictions = await _predict(predictor, _records_frame(records, limits), metrics)
         return _plain(model, predictions)
 
     @app.post("/invocations")
@@ -164,7 +182,7 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
         """MLflow's scoring format: `{"dataframe_split": {"columns": […], "data": [[…]]}}` or
         `{"dataframe_records": […]}` → `{"predictions": […]}`."""
         message = _json(await _body(request, limits))
-        predictions = await _predict(predictor, _mlflow_frame(message, limits))
+        predictions = await _predict(predictor, _mlflow_frame(message, limits), metrics)
         return {"predictions": _plain(model, predictions)["predictions"]}
 
     return app
@@ -177,11 +195,14 @@ async def _body(request: Request, limits: Limits) -> bytes:
     return body
 
 
-async def _predict(predictor: Predictor, frame: pd.DataFrame):
+async def _predict(predictor: Predictor, frame: pd.DataFrame, metrics: ServerMetrics):
     try:
-        return await predictor.run(frame)
+        predictions = await predictor.run(frame)
     except DeepwellError as exc:
         raise ClientError(400, str(exc)) from None
+    regression = predictor.model.task.is_regression
+    metrics.observe_predictions(None if regression else list(predictions.predictions), len(frame))
+    return predictions
 
 
 def _json(body: bytes) -> Any:
