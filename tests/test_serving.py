@@ -241,7 +241,41 @@ def test_metrics_count_requests_latency_rows_and_predicted_classes(adult):
     assert samples[("deepwell_requests_total", (("route", "/predict"), ("status", "200")))] == 2
     assert samples[("deepwell_requests_total", (("route", "/predict"), ("status", "400")))] == 1
     assert samples[("deepwell_request_seconds_count", (("route", "/predict"),))] == 3
-    assert samples[("deepwell_prediction_rows_sum", ())] == 5
+    assert samples[("deepwell_batch_rows_sum", ())] == 5 and samples[("deepwell_batch_rows_count", ())] == 2
     predicted = [str(v) for v in model.predict(rows.head(1))] + [str(v) for v in model.predict(rows.head(4))]
     for label in set(predicted):
         assert samples[("deepwell_predictions_total", (("label", label),))] == predicted.count(label)
+
+
+def test_concurrent_requests_are_predicted_in_micro_batches_and_a_bad_one_fails_alone(adult):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    model, rows = adult
+    expected = [str(v) for v in model.predict(rows)]
+    with Server(create_app(model, "adult", Limits(batch_wait_s=0.05))) as running:
+        base = f"http://{running.url}"
+
+        def one(i: int):
+            record = {k: None if pd.isna(v) else v.item() if hasattr(v, "item") else v  # JSON null: missing
+                      for k, v in rows.iloc[i].items()}
+            if i == 7:
+                record["age"] = "forty"  # not a number: this request alone fails
+            return requests.post(f"{base}/predict", json={"records": [record]}, timeout=30)
+
+        def calls() -> float:
+            scraped = requests.get(f"{base}/metrics", timeout=10).text
+            return next(s.value for f in text_string_to_metric_families(scraped) for s in f.samples
+                        if s.name == "deepwell_batch_rows_count")
+
+        with ThreadPoolExecutor(16) as pool:
+            good = list(pool.map(one, [i for i in range(17) if i != 7]))
+            assert calls() < 16  # sixteen requests shared model calls
+            answers = list(pool.map(one, range(16)))
+    for answer, i in zip(good, [i for i in range(17) if i != 7], strict=True):
+        assert answer.status_code == 200 and [str(v) for v in answer.json()["predictions"]] == [expected[i]]
+    assert answers[7].status_code == 400 and "age" in answers[7].json()["error"]
+    for i, answer in enumerate(answers):
+        if i != 7:
+            assert answer.status_code == 200 and [str(v) for v in answer.json()["predictions"]] == [expected[i]]

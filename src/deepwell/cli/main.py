@@ -181,6 +181,10 @@ def serve(
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes.")] = 32 * 2**20,
     max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
     timeout: Annotated[float, typer.Option(help="Seconds a prediction may take before a 503.")] = 30.0,
+    max_batch: Annotated[int, typer.Option(help="Micro-batching: most rows of concurrent requests predicted "
+                                                "together.")] = 256,
+    batch_wait: Annotated[float, typer.Option(help="Seconds a batch's first request waits for others (0: "
+                                                   "only requests already queued join).")] = 0.0,
 ) -> None:
     """Serve MODEL over the Open Inference Protocol (KServe V2 REST), /predict and /invocations."""
     import os
@@ -193,7 +197,8 @@ def serve(
 
     use_threads(threads or "auto")
     limits = Limits(max_body_bytes=max_body, max_rows=max_rows, timeout_s=timeout,
-                    token=token or os.environ.get("DEEPWELL_TOKEN") or None)
+                    token=token or os.environ.get("DEEPWELL_TOKEN") or None, batch_rows=max_batch,
+                    batch_wait_s=batch_wait)
     served = create_app(deepwell.load(model), name, limits)
     port = port or int(os.environ.get("PORT", "8080"))
     errors.print(f"serving {model} as {name!r} on http://{host}:{port} (Open Inference Protocol: /v2/models/{name})")

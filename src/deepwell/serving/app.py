@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 
 from deepwell import __version__
 from deepwell.errors import DeepwellError
+from deepwell.serving.batching import Batcher
 from deepwell.serving.metrics import ServerMetrics
 from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
 from deepwell.serving.schema import frame_from_tensors, input_columns, output_metadata, output_tensors
@@ -42,6 +43,8 @@ class Limits:
     max_rows: int = 10_000
     timeout_s: float = 30.0
     token: str | None = None
+    batch_rows: int = 256  # micro-batching: rows predicted together at most
+    batch_wait_s: float = 0.0  # how long the first request of a batch waits for others (0: only those queued)
 
 
 class ClientError(Exception):
@@ -53,34 +56,36 @@ class ClientError(Exception):
 
 
 class Predictor:
-    """Runs predictions one at a time on a worker thread (torch's own threads do the parallel work)."""
+    """Checks each request's table, then predicts it with the requests that arrived meanwhile (`Batcher`) on one
+    worker thread (torch's own threads do the parallel work)."""
 
-    def __init__(self, model: Model, limits: Limits) -> None:
+    def __init__(self, model: Model, limits: Limits, metrics: ServerMetrics) -> None:
+        from deepwell.inference.predict import predict_frame
+
         self.model, self.limits = model, limits
         self.columns = input_columns(model)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepwell-predict")
+        self.batcher = Batcher(lambda frame: predict_frame(model, frame, "the request"), self.executor,
+                               limits.batch_rows, limits.batch_wait_s, metrics.observe_batch)
 
     async def run(self, frame: pd.DataFrame):
-        loop = asyncio.get_running_loop()
+        from deepwell.inference.predict import with_file_contents
+
+        self.model.preprocessor.check_columns(frame, "the request")
+        frame = with_file_contents(self.model, frame)[self.model.input_columns]  # file bytes, never paths
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self.executor, self._predict, frame),
-                                          self.limits.timeout_s)
+            predictions = await asyncio.wait_for(self.batcher.submit(frame), self.limits.timeout_s)
         except TimeoutError:
             raise ClientError(503, f"the prediction took longer than {self.limits.timeout_s:g} s "
                                    "(the server's --timeout)") from None
-
-    def _predict(self, frame: pd.DataFrame):
-        from deepwell.inference.predict import predict
-
-        _, predictions = predict(self.model, frame, file_contents=True)
         predictions.raise_for_errors()
         return predictions
 
 
 def create_app(model: Model, name: str = "model", limits: Limits | None = None) -> FastAPI:
     limits = limits or Limits()
-    predictor = Predictor(model, limits)
     metrics = ServerMetrics()
+    predictor = Predictor(model, limits, metrics)
     app = FastAPI(title=f"deepwell: {name}", version=__version__,
                   description=f"Predicts {model.target!r} ({model.task.value}) from "
                               f"{', '.join(repr(c.name) for c in predictor.columns)}.")

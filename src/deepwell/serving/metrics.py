@@ -1,6 +1,6 @@
 """`/metrics` in Prometheus' text format (prometheus-client): requests by route and status, latency per route,
-rows per prediction and predicted classes. Each app has its own registry, so two servers in one process (the
-tests) never share counts."""
+rows per model call (micro-batches) and predicted classes. Each app has its own registry, so two servers in one
+process (the tests) never share counts."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ class ServerMetrics:
                                 registry=self.registry)
         self.latency = Histogram("deepwell_request_seconds", "Time to answer a request", ["route"],
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.rows = Histogram("deepwell_prediction_rows", "Rows per prediction call", buckets=ROW_BUCKETS,
-                              registry=self.registry)
+        self.batch_rows = Histogram("deepwell_batch_rows", "Rows per model call (a micro-batch of requests)",
+                                    buckets=ROW_BUCKETS, registry=self.registry)
         self.predicted = Counter("deepwell_predictions", "Rows predicted, by predicted class ('value' for "
                                  "regression)", ["label"], registry=self.registry)
 
@@ -28,8 +28,10 @@ class ServerMetrics:
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
+    def observe_batch(self, rows: int) -> None:
+        self.batch_rows.observe(rows)
+
     def observe_predictions(self, labels: list[Any] | None, rows: int) -> None:
-        self.rows.observe(rows)
         if labels is None:
             self.predicted.labels("value").inc(rows)
             return
