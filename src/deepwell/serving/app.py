@@ -13,6 +13,7 @@ the tests import this module.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +98,8 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         if limits.token and not request.url.path.startswith("/v2/health"):
-            if request.headers.get("authorization") != f"Bearer {limits.token}":
+            if not hmac.compare_digest(request.headers.get("authorization", "").encode(),
+                                       f"Bearer {limits.token}".encode()):  # in constant time
                 return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer …)"},
                                     status_code=401)
         length = request.headers.get("content-length")
