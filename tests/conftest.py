@@ -15,6 +15,15 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FAST = {"epochs": 4, "seed": 0}
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1, for a server a test starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _no_side_effects_outside_tmp(tmp_path_factory):
     """Tests never write to the user's ~/.cache nor an mlflow.db in the working directory."""

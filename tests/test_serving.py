@@ -4,7 +4,6 @@ tritonclient (it speaks the Open Inference Protocol, KServe V2) and plain HTTP f
 from __future__ import annotations
 
 import base64
-import socket
 import threading
 import time
 
@@ -14,16 +13,11 @@ import pytest
 import requests
 
 import deepwell as dw
+from conftest import free_port
 from deepwell.serving.app import Limits, create_app
 
 httpclient = pytest.importorskip("tritonclient.http")
 TOKEN = "s3cret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pandas as pd
 import pytest
 
 import deepwell as dw
+from conftest import free_port
 
 mlflow = pytest.importorskip("mlflow")
 DEEPWELL = [sys.executable, "-m", "deepwell.cli.main"]
@@ -69,12 +69,6 @@ def test_logged_pyfunc_model_predicts_like_the_model(tracked, store, wine_frame)
     assert list(out["prediction"]) == list(tracked.predict(rows))
     np.testing.assert_allclose(out[[f"probability_{c}" for c in tracked.classes_]].to_numpy(),
                                tracked.predict_proba(rows), atol=1e-6)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_mlflow_models_serve_returns_the_same_predictions(tracked, store, wine_frame, tmp_path):

@@ -173,7 +173,6 @@ class ModelConfig(_Strict):
         "architectures", description="ensemble members differ in architecture (numeric embedding, width, "
         "normalisation, regularisation) and seed, or in seed only (keep the architecture you chose)")
 
-
     @model_validator(mode="after")
     def _scale_pair_ascending(self) -> ModelConfig:
         scale = self.periodic_scale

@@ -19,7 +19,7 @@ from deepwell import __version__
 from deepwell.config import Config
 from deepwell.data.split import Splits
 from deepwell.evaluation.metrics import classification_metrics, fit_baseline, regression_metrics
-from deepwell.features.pipeline import NUMERIC_BLOCK, Preprocessor
+from deepwell.features.pipeline import Preprocessor
 from deepwell.features.target import TargetEncoder
 from deepwell.model import Model
 from deepwell.models.network import EnsembleNetwork, TabularNetwork
@@ -96,8 +96,7 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
         return _fit_one(candidate, preprocessor, train, validation, outputs, [StopAfter(epochs)],
                         progress=False, checkpoint=None, resume=False)[1]
 
-    config = resolve_periodic_scale(config, len(validation.target), NUMERIC_BLOCK in preprocessor.encoder_specs(),
-                                    train_for)
+    config = resolve_periodic_scale(config, len(validation.target), bool(preprocessor.numeric_names()), train_for)
     members = member_configs(config)
     networks, results = [], []
     for index, member in enumerate(members):
