@@ -4,8 +4,12 @@ tritonclient (it speaks the Open Inference Protocol, KServe V2) and plain HTTP f
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +19,8 @@ import requests
 import deepwell as dw
 from conftest import free_port
 from deepwell.serving.app import Limits, create_app
+from deepwell.serving.recorder import Monitoring
+from deepwell.serving.request_log import RequestLog, read_measures, request_count
 
 httpclient = pytest.importorskip("tritonclient.http")
 TOKEN = "s3cret"
@@ -155,7 +161,8 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
     files = sorted(digits_folder.rglob("*.png"))[:4]
     expected = [str(v) for v in model.predict(pd.DataFrame({model.input_columns[0]: [str(f) for f in files]}))]
     column = model.input_columns[0]
-    with Server(create_app(model, "digits")) as running:
+    log = tmp_path / "digits.sqlite"
+    with Server(create_app(model, "digits", monitoring=Monitoring(log=log))) as running:
         tensor = httpclient.InferInput(column, [len(files)], "BYTES")
         tensor.set_data_from_numpy(np.array([f.read_bytes() for f in files], dtype=np.object_))
         result = httpclient.InferenceServerClient(running.url).infer("digits", [tensor])
@@ -166,6 +173,23 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
         refused = requests.post(f"http://{running.url}/predict", json={"records": [{column: str(files[0])}]},
                                 timeout=30)
         assert refused.status_code == 400 and "does not read file paths" in refused.json()["error"]
+        from playwright.sync_api import sync_playwright
+
+        problems: list[str] = []
+        with sync_playwright() as p:  # the playground's file picker sends the picture's bytes
+            browser, page = browser_page(p, problems)
+            page.goto(f"http://{running.url}/")
+            page.set_input_files(f"#in-{column}", str(files[1]))
+            page.click("#predict")
+            page.wait_for_selector("#prediction")
+            assert page.text_content("#prediction") == expected[1]
+            assert page.locator(".bar").count() == len(model.classes_)
+            browser.close()
+        assert problems == []
+    measured = read_measures(log)  # files are logged as their measures (and size), never their bytes
+    assert len(measured) == 2 * len(files) + 1 and set(measured[f"{column}:width"]) == {8.0}  # write_digits: 8×8
+    assert [r["measure"]["name"] for r in model.reference.to_dict()["inputs"]] == [
+        f"{column}:{m}" for m in ("width", "height", "brightness", "contrast")]
 
 
 def test_deepwell_serve_starts_from_the_command_line_and_stops_on_sigterm(adult):
@@ -197,6 +221,40 @@ def test_deepwell_serve_starts_from_the_command_line_and_stops_on_sigterm(adult)
         # uvicorn shuts down gracefully, then re-raises the signal it caught: the exit is SIGTERM's own
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Traceback" not in process.stdout.read()
+    # the request log beside the model was flushed on the way out: nothing answered is lost
+    assert request_count(model.run_dir / "requests.sqlite") == (1, 3)
+
+
+def test_two_workers_each_load_the_model_and_answer(adult, tmp_path):
+    import os
+    import signal
+
+    model, rows = adult
+    port = free_port()
+    log = tmp_path / "workers.sqlite"
+    process = subprocess.Popen([sys.executable, "-m", "deepwell.cli.main", "serve", str(model.run_dir),
+                                "--port", str(port), "--workers", "2", "--log", str(log)],
+                               env={**os.environ, "DEEPWELL_THREADS": ""}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+        while True:
+            try:
+                if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+                time.sleep(0.2)
+        expected = [str(v) for v in model.predict(rows.head(3))]
+        for _ in range(6):
+            answer = requests.post(f"{base}/predict", json={"records": rows.head(3).to_dict("records")}, timeout=30)
+            assert [str(v) for v in answer.json()["predictions"]] == expected
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    output = process.stdout.read()
+    assert "2 worker(s) × 1 thread(s)" in " ".join(output.split()) and "Traceback" not in output  # 2 CPUs, 2 workers
+    assert request_count(log) == (6, 18)  # both workers wrote to the one log, and flushed it
 
 
 def test_binary_tensors_are_read_and_malformed_ones_named():
@@ -273,3 +331,99 @@ def test_concurrent_requests_are_predicted_in_micro_batches_and_a_bad_one_fails_
     for i, answer in enumerate(answers):
         if i != 7:
             assert answer.status_code == 200 and [str(v) for v in answer.json()["predictions"]] == [expected[i]]
+
+
+def test_served_requests_are_logged_and_their_drift_shows_in_metrics_and_in_monitor(adult, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    model, _ = adult
+    frame = pd.read_csv(model.run_dir / "predictions.csv")[model.input_columns]  # the test split
+    moved = frame.assign(age=frame["age"] + 30).head(200)
+    log = tmp_path / "requests.sqlite"
+    with Server(create_app(model, "adult", monitoring=Monitoring(log=log, refresh_s=0.2))) as running:
+        base = f"http://{running.url}"
+        for start in range(0, len(moved), 20):
+            records = json.loads(moved.iloc[start:start + 20].to_json(orient="records"))
+            assert requests.post(f"{base}/predict", json={"records": records}, timeout=30).status_code == 200
+        deadline = time.monotonic() + 20
+        while True:
+            scraped = requests.get(f"{base}/metrics", timeout=10).text
+            samples = {(s.name, tuple(s.labels.values())): s.value
+                       for family in text_string_to_metric_families(scraped) for s in family.samples}
+            if samples.get(("deepwell_drift_rows", ())) == len(moved):
+                break
+            assert time.monotonic() < deadline, "the drift gauges were not refreshed"
+            time.sleep(0.1)
+    assert samples[("deepwell_drift_flagged", ("age",))] == 1 and samples[("deepwell_drift_psi", ("age",))] > 1
+    assert samples[("deepwell_drift_flagged", ("workclass",))] == 0
+    assert request_count(log) == (10, 200)
+    result = subprocess.run([str(Path(sys.executable).with_name("deepwell")), "monitor", str(model.run_dir),
+                             "--log", str(log), "--out", str(tmp_path / "drift")], capture_output=True, text=True,
+                            env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    flagged = json.loads((tmp_path / "drift" / "drift.json").read_text())["flagged"]
+    assert "age" in flagged and "workclass" not in flagged and "200 rows" in result.stdout.replace(",", "")
+
+
+def test_the_request_log_stays_under_its_cap_by_dropping_the_oldest_rows(tmp_path):
+    log = RequestLog(tmp_path / "log.sqlite", max_bytes=200_000)
+    row = ({"text": "x" * 900}, {"prediction": "a"}, {"n": 1.0})
+    for i in range(300):
+        log.append([(float(i), 0.001, [row[0]] * 5, [row[1]] * 5, [{"n": float(i)}] * 5)])
+    log.close()
+    kept = read_measures(tmp_path / "log.sqlite")
+    assert (tmp_path / "log.sqlite").stat().st_size < 400_000 and 0 < len(kept) < 1500
+    assert kept["n"].iloc[-1] == 299 and kept["n"].iloc[0] > 0  # the latest kept, the oldest dropped
+    requests_left, rows_left = request_count(tmp_path / "log.sqlite")
+    assert rows_left == len(kept) and requests_left == pytest.approx(rows_left / 5, abs=1)
+
+
+def browser_page(p, problems: list[str]):
+    import shutil
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.fail("Debian's chromium is needed for the playground tests (make test installs it).")
+    browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    return browser, page
+
+
+def test_the_playground_page_asks_for_the_token_builds_the_form_and_shows_the_prediction(adult):
+    from playwright.sync_api import sync_playwright
+
+    from test_report import SCREENSHOTS
+
+    model, rows = adult
+    from deepwell.serving.schema import input_columns
+
+    categories = {c.name: {str(v) for v in c.categories} for c in input_columns(model) if c.categories is not None}
+    row = next(r for _, r in rows.iterrows() if all(str(r[c]) in known for c, known in categories.items()))
+    expected = str(model.predict(pd.DataFrame([row]))[0])
+    probabilities = model.predict_proba(pd.DataFrame([row]))[0]
+    problems: list[str] = []
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with Server(create_app(model, "adult", Limits(token=TOKEN))) as running, sync_playwright() as p:
+        browser, page = browser_page(p, problems)
+        page.goto(f"http://{running.url}/")
+        page.wait_for_selector("#token-box", state="visible")  # the metadata call was refused: 401
+        page.fill("#token", TOKEN)
+        page.click("#token-form button")
+        page.wait_for_selector("#in-age")
+        for column in model.input_columns:
+            if column in categories:
+                page.select_option(f"#in-{column}", str(row[column]))
+            else:
+                page.fill(f"#in-{column}", str(row[column]))
+        page.click("#predict")
+        page.wait_for_selector("#prediction")
+        assert page.text_content("#prediction") == expected
+        bars = page.eval_on_selector_all(".bar", "bars => bars.map(b => [b.dataset.class, "
+                                                 "b.querySelector('.value').textContent])")
+        shown = {name: float(value.split()[0]) for name, value in bars}
+        assert shown == {str(c): pytest.approx(100 * p, abs=0.051) for c, p in zip(model.classes_, probabilities)}
+        page.screenshot(path=str(SCREENSHOTS / "playground-adult.png"), full_page=True)
+        browser.close()
+    assert [m for m in problems if "401" not in m] == []  # only the refused call before the token, logged

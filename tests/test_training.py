@@ -138,7 +138,8 @@ def test_save_load_gives_identical_predictions_and_no_pickle(adult_csv, tmp_path
     assert loaded.metrics == model.metrics and loaded.diagnosis == model.diagnosis  # they travel with the model
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["architecture.json", "diagnosis.json", "meta.json", "metrics.json", "preprocessor.json",
-                     "weights.safetensors"]
+                     "reference.json", "weights.safetensors"]
+    assert loaded.reference.to_dict() == model.reference.to_dict()
     for path in folder.iterdir():  # nothing a pickle-based loader could execute
         assert b"\x80\x04" not in path.read_bytes()[:2] and path.suffix not in {".pkl", ".pt", ".bin"}
 

@@ -17,6 +17,8 @@ from deepwell.features.pipeline import Preprocessor
 from deepwell.inference.network import resolve_device
 from deepwell.inference.predict import Inputs, predict, predict_frame
 from deepwell.models.network import EnsembleNetwork, TabularNetwork
+from deepwell.monitoring.drift import DriftReport
+from deepwell.monitoring.profile import ReferenceProfile
 from deepwell.runs.layout import RunFolder
 from deepwell.runs.model_files import load_model_folder, save_model_folder
 from deepwell.runtime import use_threads
@@ -26,18 +28,20 @@ from deepwell.task import Task
 class Model:
     """Returned by `deepwell.train` and `deepwell.load`.
 
-    `metrics`, `diagnosis` and `run_dir` are set when the model comes from (or was loaded from) a run folder.
+    `metrics`, `diagnosis`, `reference` (the training data's profile) and `run_dir` are set when the model comes
+    from (or was loaded from) a run folder.
     """
 
     def __init__(self, preprocessor: Preprocessor, network: TabularNetwork | EnsembleNetwork, meta: dict[str, Any],
                  run_dir: Path | None = None, metrics: RunMetrics | None = None,
-                 diagnosis: Diagnosis | None = None) -> None:
+                 diagnosis: Diagnosis | None = None, reference: ReferenceProfile | None = None) -> None:
         self.preprocessor = preprocessor
         self.network = network.eval()
         self.meta = meta
         self.run_dir = run_dir
         self.metrics = metrics
         self.diagnosis = diagnosis
+        self.reference = reference  # the training data's profile, for drift monitoring (None for older models)
         self.device = resolve_device("auto")
         self.network.to(self.device)
         use_threads()
@@ -103,12 +107,19 @@ class Model:
         return split_scores(self.preprocessor.target, self.meta["baseline"], predictions.outputs,
                             self.preprocessor.transform_target(frame).numpy())
 
+    def drift(self, data: TableLike) -> DriftReport:
+        """How far `data` (new rows, with or without the target) has moved from the training data, per input
+        measure and for the predictions (see `deepwell.monitoring.drift`)."""
+        from deepwell.monitoring.monitor import drift_of_table
+
+        return drift_of_table(self, data)
+
     # --- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """A model folder (safetensors + JSON). Saving a run's model keeps its metrics and diagnosis with it."""
         path = Path(path)
         save_model_folder(path, self.preprocessor, self.network, self.meta, metrics=self.metrics,
-                          diagnosis=self.diagnosis)
+                          diagnosis=self.diagnosis, reference=self.reference)
         return path
 
     @classmethod
@@ -118,4 +129,4 @@ class Model:
         path = Path(path)
         run_dir = path if RunFolder(path).model.is_dir() else None
         return cls(saved.preprocessor, saved.network, saved.meta, run_dir=run_dir, metrics=saved.metrics,
-                   diagnosis=saved.diagnosis)
+                   diagnosis=saved.diagnosis, reference=saved.reference)

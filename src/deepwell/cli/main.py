@@ -185,24 +185,76 @@ def serve(
                                                 "together.")] = 256,
     batch_wait: Annotated[float, typer.Option(help="Seconds a batch's first request waits for others (0: "
                                                    "only requests already queued join).")] = 0.0,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes; each gets an equal share of the "
+                                                     "CPUs.")] = 1,
+    log: Annotated[Path | None, typer.Option(help="The request log (SQLite; default: beside the model, "
+                                                  "where `deepwell monitor` looks).")] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Keep no request log.")] = False,
+    log_max_mb: Annotated[float, typer.Option(help="The request log's size cap; the oldest rows go "
+                                                   "first.")] = 100.0,
+    drift_every: Annotated[float, typer.Option(help="Seconds between refreshes of the /metrics drift "
+                                                    "gauges.")] = 60.0,
 ) -> None:
-    """Serve MODEL over the Open Inference Protocol (KServe V2 REST), /predict and /invocations."""
-    import os
-
+    """Serve MODEL over the Open Inference Protocol (KServe V2 REST), /predict and /invocations; log requests
+    and watch for drift."""
     import uvicorn
 
-    import deepwell
-    from deepwell.runtime import use_threads
-    from deepwell.serving.app import Limits, create_app
+    from deepwell.runtime import available_cpus
+    from deepwell.serving.app import Limits, app_from_environment, settings_to_environment
+    from deepwell.serving.recorder import Monitoring
+    from deepwell.serving.request_log import default_log_path
 
-    use_threads(threads or "auto")
     limits = Limits(max_body_bytes=max_body, max_rows=max_rows, timeout_s=timeout,
                     token=token or os.environ.get("DEEPWELL_TOKEN") or None, batch_rows=max_batch,
                     batch_wait_s=batch_wait)
-    served = create_app(deepwell.load(model), name, limits)
+    log_path = None if no_log else (log or default_log_path(str(model), name))
+    monitoring = Monitoring(log=log_path, log_max_bytes=int(log_max_mb * 2**20), refresh_s=drift_every)
+    threads = threads or max(1, available_cpus() // workers)  # workers × threads never exceed the CPUs
+    settings_to_environment(str(model), name, limits, monitoring, threads)
     port = port or int(os.environ.get("PORT", "8080"))
-    errors.print(f"serving {model} as {name!r} on http://{host}:{port} (Open Inference Protocol: /v2/models/{name})")
-    uvicorn.run(served, host=host, port=port, log_level="warning")
+    errors.print(f"serving {model} as {name!r} on http://{host}:{port} (Open Inference Protocol: /v2/models/"
+                 f"{name}; {workers} worker(s) × {threads} thread(s); request log: {log_path or 'off'})")
+    if workers == 1:
+        uvicorn.run(app_from_environment(), host=host, port=port, log_level="warning")
+    else:
+        uvicorn.run("deepwell.serving.app:app_from_environment", factory=True, workers=workers, host=host,
+                    port=port, log_level="warning")
+
+
+@app.command()
+def monitor(
+    model: ModelArg,
+    data: Annotated[Path | None, typer.Option(help="A table of new rows (CSV, Parquet, JSONL) to compare with "
+                                                   "training.")] = None,
+    log: Annotated[Path | None, typer.Option(help="A server's request log (default: the one `deepwell serve` "
+                                                  "writes beside MODEL).")] = None,
+    name: Annotated[str, typer.Option(help="The served model's name (it names the log of a registry "
+                                           "model).")] = "model",
+    last: Annotated[int | None, typer.Option(min=1, help="Only the latest N logged rows.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for drift.html and drift.json.")] = Path("drift"),
+    fail_on_drift: Annotated[bool, typer.Option(help="Exit with status 1 when a measure is flagged (for "
+                                                     "schedulers and CI).")] = False,
+) -> None:
+    """Drift of MODEL's inputs and predictions against training: PSI and the KS test for numbers, PSI and
+    chi-square for categories, text lengths and vocabulary, image and audio summaries."""
+    import deepwell
+    from deepwell.cli import render
+    from deepwell.monitoring.monitor import drift_of_log, drift_of_table
+    from deepwell.monitoring.report import write_drift_report
+    from deepwell.serving.request_log import default_log_path
+
+    if data is not None and log is not None:
+        raise DeepwellError("Pass --data FILE or --log PATH, not both.")
+    loaded = deepwell.load(model)
+    if data is not None:
+        report = drift_of_table(loaded, data)
+    else:
+        report = drift_of_log(loaded, log or default_log_path(str(model), name), last)
+    console.print(render.drift_table(report))
+    page = write_drift_report(report, out, str(model))
+    console.print(f"{len(report.flagged)} of {len(report.measures)} measures flagged; report: {page}")
+    if fail_on_drift and report.flagged:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.table import Table
 from deepwell.data.inference import ColumnProfile
 from deepwell.evaluation.diagnosis import Diagnosis, Verdict
 from deepwell.evaluation.results import SplitScores, TrainingFacts, better
+from deepwell.monitoring.drift import DriftReport
 from deepwell.task import Task
 
 SUMMARY = {"classification": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
@@ -110,3 +111,20 @@ def print_diagnosis(console: Console, diagnosis: Diagnosis | None) -> None:
     for p in diagnosis.prescriptions:
         change = f"{p.setting}: {p.current} → {p.to}" if p.setting else "data"
         console.print(f"  • {change} ({p.why})", highlight=False)
+
+
+STATUS_STYLE = {"stable": "green", "shifted": "yellow", "drifted": "bold red", "absent": "bold red",
+                "too few rows": "dim"}
+
+
+def drift_table(report: DriftReport) -> Table:
+    table = Table(title=f"Drift of {report.rows:,} rows from {report.source} against training",
+                  title_justify="left")
+    for column in ("measure", "status", "PSI", "test", "p", "missing"):
+        table.add_column(column, justify="right" if column in ("PSI", "p") else "left")
+    for m in report.measures:
+        missing = "" if m.missing is None else f"{m.missing[0]:.1%} → {m.missing[1]:.1%}"
+        table.add_row(m.measure, f"[{STATUS_STYLE[m.status.value]}]{m.status.value}[/]",
+                      "" if m.psi is None else f"{m.psi:.3f}", m.test or "",
+                      "" if m.p_value is None else f"{m.p_value:.2g}", missing)
+    return table

@@ -18,7 +18,7 @@ class DatetimeFeature(Feature):
 
     def fit(self, values: pd.Series) -> None:
         dates = parse_dates(values).dropna()
-        years = dates.dt.year + dates.dt.dayofyear / 366.0
+        years = dates.dt.year + dates.dt.day_of_year / 366.0
         self.year_mean = float(years.mean()) if len(years) else 2000.0
         std = float(years.std(ddof=0)) if len(years) > 1 else 1.0
         self.year_std = std if std > 1e-9 else 1.0
@@ -31,9 +31,9 @@ class DatetimeFeature(Feature):
             bad = pd.Series(missing, index=values.index) & given.fillna(False).astype(bool)
             if bad.any():
                 raise wrong_values_error(self.name, values, bad, "dates or times")
-        year = ((dates.dt.year + dates.dt.dayofyear / 366.0 - self.year_mean) / self.year_std).to_numpy(float)
+        year = ((dates.dt.year + dates.dt.day_of_year / 366.0 - self.year_mean) / self.year_std).to_numpy(float)
         month = 2 * np.pi * (dates.dt.month.to_numpy(float) - 1) / 12
-        weekday = 2 * np.pi * dates.dt.dayofweek.to_numpy(float) / 7
+        weekday = 2 * np.pi * dates.dt.day_of_week.to_numpy(float) / 7
         hour = 2 * np.pi * (dates.dt.hour + dates.dt.minute / 60).to_numpy(float) / 24
         day = (dates.dt.day.to_numpy(float) - 16) / 9
         parts = np.stack([year, np.sin(month), np.cos(month), day, np.sin(weekday), np.cos(weekday),

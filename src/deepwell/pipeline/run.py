@@ -130,6 +130,7 @@ def _preprocessor(run: RunFolder, prepared: Prepared, resume: bool) -> Preproces
 
 def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, tracker: MlflowTracker) -> Model:
     """Every result into the run folder, then the report and the tracker."""
+    from deepwell.monitoring.profile import build_profile
     from deepwell.reports import build_report
     from deepwell.reports.plots import learning_curves, save
 
@@ -138,6 +139,8 @@ def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, 
     write_text(run.config, settled.to_yaml())
     model = fitted.model(run.path)
     model.metrics, model.diagnosis = scored.metrics, scored.diagnosis
+    held_out = None if scored.test_outputs is None else from_outputs(model, scored.test_outputs)
+    model.reference = build_profile(model.preprocessor, model.task, prepared.splits.train, held_out)
     model.save(run.model)
     history = fitted.result.history_frame()
     history.to_csv(run.history, index=False)
@@ -145,7 +148,7 @@ def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, 
     write_json(run.diagnosis, scored.diagnosis.to_dict())
     save(learning_curves(history, scored.metrics.primary_metric), run.learning_curves)
     if scored.test_outputs is not None:
-        from_outputs(model, scored.test_outputs).table(prepared.splits.test).to_csv(run.predictions, index=False)
+        held_out.table(prepared.splits.test).to_csv(run.predictions, index=False)
     stop = fitted.result.stop_reason
     status = RunStatus.INTERRUPTED if stop == StopReason.INTERRUPTED else RunStatus.FINISHED
     run.write_info(status=status.value, stop_reason=stop.value)

@@ -20,12 +20,14 @@ from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.results import RunMetrics
 from deepwell.features.pipeline import Preprocessor
 from deepwell.models.network import TabularNetwork
+from deepwell.monitoring.profile import ReferenceProfile
 from deepwell.runs.files import write_json, write_text
 
 FORMAT = "deepwell-model"
 FORMAT_VERSION = 1
 FILES = ("meta.json", "architecture.json", "preprocessor.json", "weights.safetensors")
 METRICS, DIAGNOSIS = "metrics.json", "diagnosis.json"  # optional: what the model scored when it was trained
+REFERENCE = "reference.json"  # optional: the training data's profile that drift is measured against
 
 
 @dataclass
@@ -35,10 +37,12 @@ class SavedModel:
     meta: dict[str, Any]
     metrics: RunMetrics | None = None
     diagnosis: Diagnosis | None = None
+    reference: ReferenceProfile | None = None
 
 
 def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNetwork, meta: dict[str, Any],
-                      metrics: RunMetrics | None = None, diagnosis: Diagnosis | None = None) -> None:
+                      metrics: RunMetrics | None = None, diagnosis: Diagnosis | None = None,
+                      reference: ReferenceProfile | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.saving")
@@ -55,6 +59,8 @@ def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNe
             write_json(staging / METRICS, metrics.to_dict())
         if diagnosis is not None:
             write_json(staging / DIAGNOSIS, diagnosis.to_dict())
+        if reference is not None:
+            write_json(staging / REFERENCE, reference.to_dict())
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():
@@ -112,7 +118,8 @@ def load_model_folder(path: str | Path) -> SavedModel:
                              f"({first}).") from None
     network.eval()
     return SavedModel(preprocessor, network, meta, _optional(folder, METRICS, RunMetrics.from_dict),
-                      _optional(folder, DIAGNOSIS, Diagnosis.from_dict))
+                      _optional(folder, DIAGNOSIS, Diagnosis.from_dict),
+                      _optional(folder, REFERENCE, ReferenceProfile.from_dict))
 
 
 def _optional(folder: Path, name: str, parse: Any) -> Any:

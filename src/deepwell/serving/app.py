@@ -1,10 +1,12 @@
 """The inference server: a FastAPI app around one model, speaking the Open Inference Protocol (KServe V2) over
-REST, plus `/predict` (records) and `/invocations` (MLflow's scoring format), so standard clients work unchanged.
+REST, plus `/predict` (records) and `/invocations` (MLflow's scoring format), so standard clients work unchanged,
+and a playground page at `/` (`playground.py`).
 
 Every request goes through the one prediction path (`inference.predict`) with file columns taken as the files'
 bytes, never as paths. Limits: body size, rows per request, time per request, and an optional bearer token
-(health routes stay open for probes). `/metrics` for Prometheus (`metrics.py`). A client's mistake is a 4xx
-`{"error": "…"}` naming the field.
+(health routes and the page stay open; the page asks for the token). `/metrics` for Prometheus (`metrics.py`).
+A client's mistake is a 4xx `{"error": "…"}` naming the field. Each answered request is recorded off the serving path (`recorder.py`: the
+request log, the drift gauges).
 
 Imports FastAPI at module level (FastAPI reads the route functions' annotations); only `deepwell serve` and
 the tests import this module.
@@ -15,19 +17,24 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from deepwell import __version__
 from deepwell.errors import DeepwellError
 from deepwell.serving.batching import Batcher
 from deepwell.serving.metrics import ServerMetrics
+from deepwell.serving.playground import playground_page
 from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
+from deepwell.serving.recorder import Monitoring, Recorder
 from deepwell.serving.schema import frame_from_tensors, input_columns, output_metadata, output_tensors
 
 if TYPE_CHECKING:
@@ -60,10 +67,10 @@ class Predictor:
     """Checks each request's table, then predicts it with the requests that arrived meanwhile (`Batcher`) on one
     worker thread (torch's own threads do the parallel work)."""
 
-    def __init__(self, model: Model, limits: Limits, metrics: ServerMetrics) -> None:
+    def __init__(self, model: Model, limits: Limits, metrics: ServerMetrics, recorder: Recorder) -> None:
         from deepwell.inference.predict import predict_frame
 
-        self.model, self.limits = model, limits
+        self.model, self.limits, self.recorder = model, limits, recorder
         self.columns = input_columns(model)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepwell-predict")
         self.batcher = Batcher(lambda frame: predict_frame(model, frame, "the request"), self.executor,
@@ -72,6 +79,7 @@ class Predictor:
     async def run(self, frame: pd.DataFrame):
         from deepwell.inference.predict import with_file_contents
 
+        started = time.perf_counter()
         self.model.preprocessor.check_columns(frame, "the request")
         frame = with_file_contents(self.model, frame)[self.model.input_columns]  # file bytes, never paths
         try:
@@ -80,14 +88,26 @@ class Predictor:
             raise ClientError(503, f"the prediction took longer than {self.limits.timeout_s:g} s "
                                    "(the server's --timeout)") from None
         predictions.raise_for_errors()
+        self.recorder.record(frame, predictions, time.perf_counter() - started)
         return predictions
 
 
-def create_app(model: Model, name: str = "model", limits: Limits | None = None) -> FastAPI:
+def create_app(model: Model, name: str = "model", limits: Limits | None = None,
+               monitoring: Monitoring | None = None) -> FastAPI:
+    """The server's app; `monitoring` says where requests are logged (none by default) and how often the drift
+    gauges refresh. The app's shutdown (SIGTERM under uvicorn) flushes the log."""
     limits = limits or Limits()
     metrics = ServerMetrics()
-    predictor = Predictor(model, limits, metrics)
-    app = FastAPI(title=f"deepwell: {name}", version=__version__,
+    recorder = Recorder(model, monitoring or Monitoring(), metrics)
+    predictor = Predictor(model, limits, metrics, recorder)
+    page = playground_page(name)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await asyncio.to_thread(recorder.close)
+
+    app = FastAPI(title=f"deepwell: {name}", version=__version__, lifespan=lifespan,
                   description=f"Predicts {model.target!r} ({model.task.value}) from "
                               f"{', '.join(repr(c.name) for c in predictor.columns)}.")
 
@@ -97,7 +117,7 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        if limits.token and not request.url.path.startswith("/v2/health"):
+        if limits.token and not (request.url.path.startswith("/v2/health") or request.url.path == "/"):
             if not hmac.compare_digest(request.headers.get("authorization", "").encode(),
                                        f"Bearer {limits.token}".encode()):  # in constant time
                 return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer …)"},
@@ -120,6 +140,10 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
     def check_model(model_name: str) -> None:
         if model_name != name:
             raise ClientError(404, f"unknown model {model_name!r}; this server serves {name!r}")
+
+    @app.get("/", include_in_schema=False)
+    async def playground() -> HTMLResponse:
+        return HTMLResponse(page)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
@@ -193,6 +217,30 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None) 
         return {"predictions": _plain(model, predictions)["predictions"]}
 
     return app
+
+
+SETTINGS_VARIABLE = "DEEPWELL_SERVE_SETTINGS"  # how `deepwell serve --workers N` hands its settings to workers
+
+
+def settings_to_environment(model: str, name: str, limits: Limits, monitoring: Monitoring, threads: int) -> None:
+    from dataclasses import asdict
+
+    os.environ[SETTINGS_VARIABLE] = json.dumps(
+        {"model": model, "name": name, "limits": asdict(limits), "threads": threads,
+         "monitoring": {**asdict(monitoring), "log": str(monitoring.log) if monitoring.log else None}})
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory each uvicorn worker process calls (`deepwell serve --workers N`)."""
+    import deepwell
+    from deepwell.runtime import use_threads
+
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    use_threads(settings["threads"])
+    monitoring = settings["monitoring"]
+    monitoring["log"] = Path(monitoring["log"]) if monitoring["log"] else None
+    return create_app(deepwell.load(settings["model"]), settings["name"], Limits(**settings["limits"]),
+                      Monitoring(**monitoring))
 
 
 async def _body(request: Request, limits: Limits) -> bytes:
