@@ -20,7 +20,7 @@ import deepwell as dw
 from conftest import free_port
 from deepwell.serving.app import Limits, create_app
 from deepwell.serving.recorder import Monitoring
-from deepwell.serving.request_log import RequestLog, read_measures, request_count
+from deepwell.serving.request_log import RequestLog, read_log, request_count
 
 httpclient = pytest.importorskip("tritonclient.http")
 TOKEN = "s3cret"
@@ -186,8 +186,9 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
             assert page.locator(".bar").count() == len(model.classes_)
             browser.close()
         assert problems == []
-    measured = read_measures(log)  # files are logged as their measures (and size), never their bytes
-    assert len(measured) == 2 * len(files) + 1 and set(measured[f"{column}:width"]) == {8.0}  # write_digits: 8×8
+    inputs, outputs = read_log(log)  # files are logged as their measures (and size), never their bytes
+    assert len(inputs) == len(outputs) == 2 * len(files) + 1
+    assert {s["width"] for s in inputs[column]} == {8.0} and all(s["file_bytes"] > 50 for s in inputs[column])
     assert [r["measure"]["name"] for r in model.reference.to_dict()["inputs"]] == [
         f"{column}:{m}" for m in ("width", "height", "brightness", "contrast")]
 
@@ -367,11 +368,10 @@ def test_served_requests_are_logged_and_their_drift_shows_in_metrics_and_in_moni
 
 def test_the_request_log_stays_under_its_cap_by_dropping_the_oldest_rows(tmp_path):
     log = RequestLog(tmp_path / "log.sqlite", max_bytes=200_000)
-    row = ({"text": "x" * 900}, {"prediction": "a"}, {"n": 1.0})
     for i in range(300):
-        log.append([(float(i), 0.001, [row[0]] * 5, [row[1]] * 5, [{"n": float(i)}] * 5)])
+        log.append([(float(i), 0.001, [{"text": "x" * 900, "n": i}] * 5, [{"prediction": "a"}] * 5)])
     log.close()
-    kept = read_measures(tmp_path / "log.sqlite")
+    kept, outputs = read_log(tmp_path / "log.sqlite")
     assert (tmp_path / "log.sqlite").stat().st_size < 400_000 and 0 < len(kept) < 1500
     assert kept["n"].iloc[-1] == 299 and kept["n"].iloc[0] > 0  # the latest kept, the oldest dropped
     requests_left, rows_left = request_count(tmp_path / "log.sqlite")

@@ -22,15 +22,12 @@ class BinaryFeature(Feature):
         self.indicator = bool(keys_of(values).isna().any())
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
-        keys = keys_of(values)
-        x = np.full(len(values), 0.5)
+        keys = keys_of(values).tolist()
         codes = {self.levels[0]: 0.0, self.levels[-1]: 1.0} if len(self.levels) == 2 else \
             {level: 1.0 for level in self.levels}
-        for level, code in codes.items():
-            x[(keys == level).to_numpy(dtype=bool)] = code
-        columns = [x]
+        columns = [np.array([codes.get(key, 0.5) for key in keys], dtype=np.float64)]
         if self.indicator:
-            columns.append(keys.isna().to_numpy(dtype=np.float64))
+            columns.append(np.array([key is None for key in keys], dtype=np.float64))
         return np.stack(columns, axis=1).astype(np.float32)
 
     def output_names(self) -> list[str]:

@@ -27,11 +27,16 @@ class CategoryFeature(Feature):
         self.vocabulary = counts.index[: self.options.max_vocabulary].tolist()
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
-        lookup = {key: i + 2 for i, key in enumerate(self.vocabulary)}
-        keys = keys_of(values)
-        codes = np.array(keys.map(lookup).fillna(UNKNOWN), dtype=np.int64)
-        codes[keys.isna().to_numpy(dtype=bool)] = MISSING
-        return codes
+        lookup = self._lookup()
+        return np.array([MISSING if key is None else lookup.get(key, UNKNOWN) for key in keys_of(values)],
+                        dtype=np.int64)
+
+    def _lookup(self) -> dict[str, int]:
+        """value → index, built once per vocabulary (fit and set_state replace the list)."""
+        if getattr(self, "_lookup_of", None) is not self.vocabulary:
+            self._lookup_table = {key: i + 2 for i, key in enumerate(self.vocabulary)}
+            self._lookup_of = self.vocabulary
+        return self._lookup_table
 
     def encoder_spec(self) -> dict[str, Any]:
         size = len(self.vocabulary) + 2

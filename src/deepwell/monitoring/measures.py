@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -23,7 +24,6 @@ from deepwell.features.base import keys_of
 if TYPE_CHECKING:
     from deepwell.features.files import FileFeature
     from deepwell.features.pipeline import Preprocessor
-    from deepwell.inference.predict import Predictions
     from deepwell.task import Task
 
 PREDICTION, CONFIDENCE = "prediction", "confidence"
@@ -141,12 +141,21 @@ class Measurer:
                 f"{name}:known_words": np.array(known, float)}
 
 
-def measure_predictions(task: Task, predictions: Predictions) -> pd.DataFrame:
+def measure_predictions(task: Task, predictions: Sequence[Any], probabilities: np.ndarray | None) -> pd.DataFrame:
+    """The prediction measures from the predicted labels (or values) and, for classification, the
+    [rows, classes] probabilities (`Predictions.predictions`, `.probabilities`; or what a request log kept)."""
     if task.is_regression:
-        return pd.DataFrame({PREDICTION: np.asarray(predictions.predictions, float)})
-    labels = [None if p is None else str(p) for p in predictions.predictions]
-    confidence = np.asarray(predictions.outputs, float).max(axis=1)
+        return pd.DataFrame({PREDICTION: np.asarray(predictions, float)})
+    labels = [None if p is None else str(p) for p in predictions]
+    confidence = np.asarray(probabilities, float).reshape(len(labels), -1).max(axis=1) if len(labels) else []
     return pd.DataFrame({PREDICTION: np.array(labels, dtype=object), CONFIDENCE: confidence})
+
+
+def file_summary(feature: FileFeature, value: Any) -> dict[str, float]:
+    """What a request log keeps of a file instead of its bytes: its size and its measures."""
+    names = [m for m, _ in FILE_MEASURES[feature.type]]
+    size = len(value) if isinstance(value, (bytes, bytearray)) else None
+    return {"file_bytes": size, **dict(zip(names, _file_measures(feature, value), strict=True))}
 
 
 def _column_features(preprocessor: Preprocessor):
@@ -167,12 +176,16 @@ def _files(feature: FileFeature, values: pd.Series, base_dir: Path | None) -> di
 
 
 def _file_measures(feature: FileFeature, value: Any) -> tuple[float, ...]:
-    """One file's measures; NaN for each when it is missing or cannot be read (a drift check counts those)."""
+    """One file's measures (from its path, bytes, decoded array or logged summary); NaN for each when it is
+    missing or cannot be read (a drift check counts those)."""
     from deepwell.data.media import LoadedFile
 
-    blank = (np.nan,) * len(FILE_MEASURES[feature.type])
+    names = [m for m, _ in FILE_MEASURES[feature.type]]
+    blank = (np.nan,) * len(names)
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return blank
+    if isinstance(value, dict):  # a request log's `file_summary`
+        return tuple(np.nan if value.get(m) is None else float(value[m]) for m in names)
     source = Path(value.source) if isinstance(value, LoadedFile) else value
     try:
         array = feature._decode(value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from deepwell.data.io import TableLike, as_frame
@@ -42,16 +43,31 @@ def drift_of_table(model: Model, data: TableLike) -> DriftReport:
     present = [c for c in model.input_columns if c in frame.columns]
     if present == model.input_columns:
         predictions = predict_frame(model, frame, source, base_dir, keep_going=True)
-        measured = pd.concat([measured, measure_predictions(model.task, predictions)], axis=1)
+        predicted = measure_predictions(model.task, predictions.predictions, predictions.probabilities)
+        measured = pd.concat([measured, predicted], axis=1)
     return compare(reference, measured, source)
 
 
 def drift_of_log(model: Model, log: Path, last: int | None = None) -> DriftReport:
-    """The latest `last` rows (all by default) of a server's request log against training."""
-    from deepwell.serving.request_log import read_measures
+    """The latest `last` rows (all by default) of a server's request log against training: the logged inputs
+    are measured as a table would be (a file was logged as its measures), the logged outputs give the
+    prediction measures."""
+    from deepwell.serving.request_log import read_log
 
     reference = reference_of(model)
-    measured = read_measures(log, last)
-    if measured.empty:
+    inputs, outputs = read_log(log, last)
+    if inputs.empty:
         raise DataError(f"{log}: the request log holds no predictions yet.")
-    return compare(reference, measured, f"the request log {log}")
+    return compare(reference, measure_logged(model, reference, inputs, outputs), f"the request log {log}")
+
+
+def measure_logged(model: Model, reference: ReferenceProfile, inputs: pd.DataFrame,
+                   outputs: list[dict]) -> pd.DataFrame:
+    """The measures of logged rows: inputs as the server received them, outputs as it answered."""
+    measured = reference.measurer(model.preprocessor).inputs(inputs)
+    probabilities = None
+    if not model.task.is_regression:
+        classes = [str(c) for c in model.classes_]
+        probabilities = np.array([[o["probabilities"].get(c, np.nan) for c in classes] for o in outputs])
+    predicted = measure_predictions(model.task, [o["prediction"] for o in outputs], probabilities)
+    return pd.concat([measured, predicted], axis=1)

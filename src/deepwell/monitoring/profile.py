@@ -119,7 +119,7 @@ def build_profile(preprocessor: Preprocessor, task: Task, train: pd.DataFrame,
     inputs = [Reference.of(m, measured[m.name].to_numpy()) for m in measurer.measures]
     predictions: list[Reference] = []
     if held_out is not None and len(held_out.predictions):
-        frame = measure_predictions(task, held_out)
+        frame = measure_predictions(task, held_out.predictions, held_out.probabilities)
         predictions = [Reference.of(m, frame[m.name].to_numpy()) for m in prediction_measures(task)]
     return ReferenceProfile(inputs, predictions, vocabularies)
 

@@ -5,8 +5,8 @@ and a playground page at `/` (`playground.py`).
 Every request goes through the one prediction path (`inference.predict`) with file columns taken as the files'
 bytes, never as paths. Limits: body size, rows per request, time per request, and an optional bearer token
 (health routes and the page stay open; the page asks for the token). `/metrics` for Prometheus (`metrics.py`).
-A client's mistake is a 4xx `{"error": "…"}` naming the field. Each answered request is recorded off the serving path (`recorder.py`: the
-request log, the drift gauges).
+A client's mistake is a 4xx `{"error": "…"}` naming the field. Each answered request is recorded off the
+serving path (`recorder.py`: the request log, the drift gauges).
 
 Imports FastAPI at module level (FastAPI reads the route functions' annotations); only `deepwell serve` and
 the tests import this module.
@@ -35,7 +35,7 @@ from deepwell.serving.metrics import ServerMetrics
 from deepwell.serving.playground import playground_page
 from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
 from deepwell.serving.recorder import Monitoring, Recorder
-from deepwell.serving.schema import frame_from_tensors, input_columns, output_metadata, output_tensors
+from deepwell.serving.schema import columns_from_tensors, input_columns, output_metadata, output_tensors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,10 +76,11 @@ class Predictor:
         self.batcher = Batcher(lambda frame: predict_frame(model, frame, "the request"), self.executor,
                                limits.batch_rows, limits.batch_wait_s, metrics.observe_batch)
 
-    async def run(self, frame: pd.DataFrame):
+    async def run(self, table: Received):
         from deepwell.inference.predict import with_file_contents
 
         started = time.perf_counter()
+        frame = table.frame
         self.model.preprocessor.check_columns(frame, "the request")
         frame = with_file_contents(self.model, frame)[self.model.input_columns]  # file bytes, never paths
         try:
@@ -88,8 +89,48 @@ class Predictor:
             raise ClientError(503, f"the prediction took longer than {self.limits.timeout_s:g} s "
                                    "(the server's --timeout)") from None
         predictions.raise_for_errors()
-        self.recorder.record(frame, predictions, time.perf_counter() - started)
+        self.recorder.record(table.rows, frame, predictions, time.perf_counter() - started)
         return predictions
+
+
+class Guard:
+    """The token and body-size checks, and the request metrics, as one plain ASGI middleware (Starlette's
+    `BaseHTTPMiddleware` cost a served row about 1.5 ms). Health routes and the page at `/` need no token."""
+
+    def __init__(self, app, limits: Limits, metrics: ServerMetrics) -> None:
+        self.app, self.limits, self.metrics = app, limits, metrics
+        self.expected = f"Bearer {limits.token}".encode() if limits.token else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            refusal = self.refusal(scope)
+            await (refusal or self.app)(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "other")
+            self.metrics.observe_request(route, status, time.perf_counter() - started)
+
+    def refusal(self, scope) -> JSONResponse | None:
+        headers = dict(scope["headers"])
+        path = scope["path"]
+        if self.expected and not (path.startswith("/v2/health") or path == "/"):
+            if not hmac.compare_digest(headers.get(b"authorization", b""), self.expected):  # in constant time
+                return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer …)"},
+                                    status_code=401)
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limits.max_body_bytes:
+            return JSONResponse({"error": f"the body has {int(length)} bytes; at most {self.limits.max_body_bytes} "
+                                          "(the server's --max-body)"}, status_code=413)
+        return None
 
 
 def create_app(model: Model, name: str = "model", limits: Limits | None = None,
@@ -115,27 +156,7 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None,
     async def client_error(_: Request, exc: ClientError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if limits.token and not (request.url.path.startswith("/v2/health") or request.url.path == "/"):
-            if not hmac.compare_digest(request.headers.get("authorization", "").encode(),
-                                       f"Bearer {limits.token}".encode()):  # in constant time
-                return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer …)"},
-                                    status_code=401)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
-            return JSONResponse({"error": f"the body has {length} bytes; at most {limits.max_body_bytes} "
-                                          "(the server's --max-body)"}, status_code=413)
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def measure(request: Request, call_next):  # added last, so outermost: refused requests count too
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.observe_request(getattr(route, "path", "other"), response.status_code,
-                                time.perf_counter() - started)
-        return response
+    app.add_middleware(Guard, limits=limits, metrics=metrics)
 
     def check_model(model_name: str) -> None:
         if model_name != name:
@@ -183,10 +204,10 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None,
         body = await _body(request, limits)
         try:
             parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
-            frame = frame_from_tensors(predictor.columns, parsed.inputs, limits.max_rows)
+            table = Received.of_columns(columns_from_tensors(predictor.columns, parsed.inputs, limits.max_rows))
         except ProtocolError as exc:
             raise ClientError(400, str(exc)) from None
-        predictions = await _predict(predictor, frame, metrics)
+        predictions = await _predict(predictor, table, metrics)
         outputs = output_tensors(model, predictions)
         if parsed.outputs is not None:
             missing = [o for o in parsed.outputs if o not in outputs]
@@ -250,13 +271,13 @@ async def _body(request: Request, limits: Limits) -> bytes:
     return body
 
 
-async def _predict(predictor: Predictor, frame: pd.DataFrame, metrics: ServerMetrics):
+async def _predict(predictor: Predictor, table: Received, metrics: ServerMetrics):
     try:
-        predictions = await predictor.run(frame)
+        predictions = await predictor.run(table)
     except DeepwellError as exc:
         raise ClientError(400, str(exc)) from None
     regression = predictor.model.task.is_regression
-    metrics.observe_predictions(None if regression else list(predictions.predictions), len(frame))
+    metrics.observe_predictions(None if regression else list(predictions.predictions), len(table.rows))
     return predictions
 
 
@@ -267,15 +288,36 @@ def _json(body: bytes) -> Any:
         raise ClientError(400, f"the request body is not valid JSON: {exc}") from None
 
 
-def _records_frame(records: list[dict[str, Any]], limits: Limits) -> pd.DataFrame:
-    import pandas as pd
+@dataclass
+class Received:
+    """A request's rows as a table for the prediction path, and as the dicts it sent for the request log (built
+    here, where they are cheap: converting a one-row table back costs more than predicting it)."""
 
+    frame: pd.DataFrame
+    rows: list[dict[str, Any]]
+
+    @classmethod
+    def of_records(cls, records: list[dict[str, Any]]) -> Received:
+        import pandas as pd
+
+        return cls(pd.DataFrame.from_records(records), records)
+
+    @classmethod
+    def of_columns(cls, columns: dict[str, list[Any]]) -> Received:
+        import pandas as pd
+
+        names = list(columns)
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        return cls(pd.DataFrame(columns), rows)
+
+
+def _records_frame(records: list[dict[str, Any]], limits: Limits) -> Received:
     if len(records) > limits.max_rows:
         raise ClientError(413, f"{len(records)} records; at most {limits.max_rows} per request (--max-rows)")
-    return pd.DataFrame.from_records(records)
+    return Received.of_records(records)
 
 
-def _mlflow_frame(message: Any, limits: Limits) -> pd.DataFrame:
+def _mlflow_frame(message: Any, limits: Limits) -> Received:
     import pandas as pd
 
     if isinstance(message, dict) and isinstance(message.get("dataframe_records"), list):
@@ -288,9 +330,10 @@ def _mlflow_frame(message: Any, limits: Limits) -> pd.DataFrame:
     if len(split["data"]) > limits.max_rows:
         raise ClientError(413, f"{len(split['data'])} rows; at most {limits.max_rows} per request (--max-rows)")
     try:
-        return pd.DataFrame(split["data"], columns=split["columns"])
+        frame = pd.DataFrame(split["data"], columns=split["columns"])
     except ValueError as exc:
         raise ClientError(400, f"dataframe_split: {exc}") from None
+    return Received(frame, [dict(zip(split["columns"], row, strict=False)) for row in split["data"]])
 
 
 def _plain(model: Model, predictions) -> dict[str, Any]:

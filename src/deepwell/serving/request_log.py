@@ -1,9 +1,9 @@
 """The server's request log: a local SQLite file, size-capped, written by one thread (`recorder.py`).
 
-Each predicted row keeps its inputs (text cut at 1,000 characters; a file as its size, never its bytes), its
-outputs and its drift measures (`monitoring.measures`), which `deepwell monitor --log` compares with the
-model's reference. When the file passes its cap the oldest tenth of the rows is deleted (SQLite reuses their
-pages, so the file stops growing). WAL mode: a reader (`deepwell monitor`) never blocks the server.
+Each predicted row keeps its inputs as received (a text up to 10,000 characters; a file as its size and drift
+measures, never its bytes) and its outputs; `deepwell monitor --log` measures them as it would a table and
+compares them with the model's reference. When the file passes its cap the oldest tenth of the rows is deleted
+(SQLite reuses their pages, so the file stops growing). WAL mode: a reader (`deepwell monitor`) never blocks the server.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import pandas as pd
 
 from deepwell.errors import DataError
 
-TEXT_LIMIT = 1000
+TEXT_LIMIT = 10_000
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, time REAL NOT NULL, rows INTEGER NOT NULL,
                                      latency_ms REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY, request INTEGER NOT NULL, inputs TEXT NOT NULL,
-                                        outputs TEXT NOT NULL, measures TEXT NOT NULL);
+                                        outputs TEXT NOT NULL);
 """
 
 
@@ -43,20 +43,19 @@ class RequestLog:
     def __init__(self, path: Path, max_bytes: int = 100 * 2**20) -> None:
         self.path, self.max_bytes = Path(path), max_bytes
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, check_same_thread=False)
+        self.db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)  # workers share one file
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
 
-    def append(self, entries: list[tuple[float, float, list[dict], list[dict], list[dict]]]) -> None:
-        """(time, latency in seconds, inputs, outputs and measures per row) per request, in one transaction."""
+    def append(self, entries: list[tuple[float, float, list[dict], list[dict]]]) -> None:
+        """(time, latency in seconds, inputs and outputs per row) per request, in one transaction."""
         with self.db:
-            for when, latency, inputs, outputs, measures in entries:
+            for when, latency, inputs, outputs in entries:
                 cursor = self.db.execute("INSERT INTO requests (time, rows, latency_ms) VALUES (?, ?, ?)",
                                          (when, len(inputs), latency * 1000))
-                self.db.executemany(
-                    "INSERT INTO predictions (request, inputs, outputs, measures) VALUES (?, ?, ?, ?)",
-                    [(cursor.lastrowid, _json(i), _json(o), _json(m))
-                     for i, o, m in zip(inputs, outputs, measures, strict=True)])
+                self.db.executemany("INSERT INTO predictions (request, inputs, outputs) VALUES (?, ?, ?)",
+                                    [(cursor.lastrowid, _json(i), _json(o))
+                                     for i, o in zip(inputs, outputs, strict=True)])
         self._cap()
 
     def _cap(self) -> None:
@@ -76,18 +75,19 @@ class RequestLog:
         self.db.close()
 
 
-def read_measures(path: Path, last: int | None = None) -> pd.DataFrame:
-    """The drift measures of the logged rows (the latest `last`), one column per measure, oldest first."""
+def read_log(path: Path, last: int | None = None) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The logged rows (the latest `last`), oldest first: their inputs as a table and their outputs."""
     if not Path(path).is_file():
         raise DataError(f"{path}: no request log here. `deepwell serve` writes one beside the model unless run "
                         "with --no-log; pass --log PATH for another place, or --data FILE to check a table.")
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            query = "SELECT measures FROM predictions ORDER BY id DESC"
+            query = "SELECT inputs, outputs FROM predictions ORDER BY id DESC"
             rows = db.execute(query + (" LIMIT ?" if last else ""), (last,) if last else ()).fetchall()
     except sqlite3.DatabaseError as exc:
         raise DataError(f"{path}: not a deepwell request log ({exc}).") from None
-    return pd.DataFrame.from_records([json.loads(r[0]) for r in reversed(rows)])
+    rows.reverse()
+    return (pd.DataFrame.from_records([json.loads(i) for i, _ in rows]), [json.loads(o) for _, o in rows])
 
 
 def request_count(path: Path) -> tuple[int, int]:
@@ -101,6 +101,8 @@ def loggable(value: Any) -> Any:
     """A JSON-safe, bounded stand-in for one input value."""
     if isinstance(value, (bytes, bytearray)):
         return {"file_bytes": len(value)}
+    if isinstance(value, dict):  # a file's summary (`monitoring.measures.file_summary`) or a class's probability
+        return {str(k): loggable(v) for k, v in value.items()}
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from deepwell.serving.protocol import NUMERIC, ProtocolError, Tensor
 
@@ -55,8 +54,9 @@ def output_metadata(model: Model) -> list[dict[str, Any]]:
              "parameters": {"classes": [str(c) for c in model.classes_]}}]
 
 
-def frame_from_tensors(columns: list[InputColumn], tensors: list[Tensor], max_rows: int) -> pd.DataFrame:
-    """The request's table: one column per input tensor, each [rows] or [rows, 1], the same row count."""
+def columns_from_tensors(columns: list[InputColumn], tensors: list[Tensor], max_rows: int) -> dict[str, list[Any]]:
+    """The request's table, column by column: one per input tensor, each [rows] or [rows, 1], the same row
+    count."""
     known = {c.name: c for c in columns}
     unknown = [t.name for t in tensors if t.name not in known]
     if unknown:
@@ -73,7 +73,7 @@ def frame_from_tensors(columns: list[InputColumn], tensors: list[Tensor], max_ro
                             + ", ".join(f"{name!r}: {len(v)}" for name, v in values.items()))
     if rows and rows.pop() > max_rows:
         raise ProtocolError(f"at most {max_rows} rows per request (the server's --max-rows)")
-    return pd.DataFrame(values)
+    return values
 
 
 def _values(column: InputColumn, tensor: Tensor) -> list[Any]:
