@@ -173,6 +173,13 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
         refused = requests.post(f"http://{running.url}/predict", json={"records": [{column: str(files[0])}]},
                                 timeout=30)
         assert refused.status_code == 400 and "does not read file paths" in refused.json()["error"]
+        corrupt = requests.post(f"http://{running.url}/predict", timeout=30, json={"records": [
+            encoded[0], {column: base64.b64encode(b"not a picture").decode()}]})
+        assert corrupt.status_code == 400 and "row 1: image" in corrupt.json()["error"]
+        garbled = requests.post(f"http://{running.url}/predict", json={"records": [{column: "%%%"}]}, timeout=30)
+        assert garbled.status_code == 400 and "as base64 text or bytes" in garbled.json()["error"]
+        again = requests.post(f"http://{running.url}/predict", json={"records": encoded}, timeout=30).json()
+        assert [str(v) for v in again["predictions"]] == expected  # and it keeps serving
         from playwright.sync_api import sync_playwright
 
         problems: list[str] = []
@@ -187,7 +194,7 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
             browser.close()
         assert problems == []
     inputs, outputs = read_log(log)  # files are logged as their measures (and size), never their bytes
-    assert len(inputs) == len(outputs) == 2 * len(files) + 1
+    assert len(inputs) == len(outputs) == 3 * len(files) + 1
     assert {s["width"] for s in inputs[column]} == {8.0} and all(s["file_bytes"] > 50 for s in inputs[column])
     assert [r["measure"]["name"] for r in model.reference.to_dict()["inputs"]] == [
         f"{column}:{m}" for m in ("width", "height", "brightness", "contrast")]
@@ -423,7 +430,41 @@ def test_the_playground_page_asks_for_the_token_builds_the_form_and_shows_the_pr
         bars = page.eval_on_selector_all(".bar", "bars => bars.map(b => [b.dataset.class, "
                                                  "b.querySelector('.value').textContent])")
         shown = {name: float(value.split()[0]) for name, value in bars}
-        assert shown == {str(c): pytest.approx(100 * p, abs=0.051) for c, p in zip(model.classes_, probabilities)}
+        assert shown == {str(c): pytest.approx(100 * p, abs=0.051)
+                         for c, p in zip(model.classes_, probabilities, strict=True)}
         page.screenshot(path=str(SCREENSHOTS / "playground-adult.png"), full_page=True)
         browser.close()
     assert [m for m in problems if "401" not in m] == []  # only the refused call before the token, logged
+
+
+def test_a_load_of_2000_requests_at_concurrency_32_has_no_5xx_and_the_offline_predictions(adult, server):
+    """Routes mixed, with a malformed request every 50th: each answer checked against offline `predict`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, rows = adult
+    expected = [str(v) for v in model.predict(rows)]
+    records = json.loads(rows.to_json(orient="records"))
+    local = threading.local()
+
+    def one(i: int) -> tuple[int, int, str | None]:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        session = local.session
+        row = i % len(rows)
+        if i % 50 == 49:
+            answer = session.post(f"http://{server.url}/predict", data=b"{not json", timeout=60)
+            return i, answer.status_code, None
+        if i % 2:
+            answer = session.post(f"http://{server.url}/predict", json={"records": [records[row]]}, timeout=60)
+        else:
+            split = {"columns": list(records[row]), "data": [list(records[row].values())]}
+            answer = session.post(f"http://{server.url}/invocations", json={"dataframe_split": split}, timeout=60)
+        return i, answer.status_code, str(answer.json()["predictions"][0]) if answer.ok else answer.text
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(one, range(2000)))
+    assert not [a for a in answers if a[1] >= 500]
+    assert {status for i, status, _ in answers if i % 50 == 49} == {400}
+    wrong = [(i, status, got) for i, status, got in answers
+             if i % 50 != 49 and (status, got) != (200, expected[i % len(rows)])]
+    assert wrong == []

@@ -135,13 +135,13 @@ def read_inputs(model: Model, data: Inputs) -> tuple[pd.DataFrame, str, Path | N
 
 
 def with_file_contents(model: Model, frame: pd.DataFrame) -> pd.DataFrame:
-    """Image/audio columns as bytes: raw bytes or base64 text; a path (or anything else) is refused."""
-    frame = frame.copy()
-    for feature in model.preprocessor.features:
-        if getattr(feature, "reads_files", False) and feature.name in frame.columns:
-            frame[feature.name] = [file_bytes(value, feature.name, row)
-                                   for row, value in enumerate(frame[feature.name])]
-    return frame
+    """Image/audio columns as bytes: raw bytes or base64 text; a path (or anything else) is refused. A new
+    table when there are such columns; `frame` itself otherwise."""
+    files = [f.name for f in model.preprocessor.features if getattr(f, "reads_files", False) and f.name in frame]
+    if not files:
+        return frame
+    return frame.assign(**{name: [file_bytes(value, name, row) for row, value in enumerate(frame[name])]
+                           for name in files})
 
 
 def file_bytes(value: Any, column: str, row: int) -> bytes:
