@@ -200,20 +200,24 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
         f"{column}:{m}" for m in ("width", "height", "brightness", "contrast")]
 
 
-def test_deepwell_serve_starts_from_the_command_line_and_stops_on_sigterm(adult):
+def test_deepwell_serve_starts_from_the_command_line_and_sigterm_finishes_the_request_in_flight(adult):
     import os
     import signal
-    import subprocess
-    import sys
+    from concurrent.futures import ThreadPoolExecutor
 
     model, rows = adult
     port = free_port()
     env = {**os.environ, "DEEPWELL_TOKEN": TOKEN}
     process = subprocess.Popen([sys.executable, "-m", "deepwell.cli.main", "serve", str(model.run_dir),
-                                "--port", str(port), "--name", "income", "--threads", "1"],
+                                "--port", str(port), "--name", "income", "--threads", "1", "--batch-wait", "1"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+
+    def post(n: int) -> requests.Response:
+        return requests.post(f"{base}/predict", json={"records": rows.head(n).to_dict("records")},
+                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
     try:
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
         while True:
             try:
                 if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
@@ -221,16 +225,21 @@ def test_deepwell_serve_starts_from_the_command_line_and_stops_on_sigterm(adult)
             except requests.ConnectionError:
                 assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
                 time.sleep(0.2)
-        answer = requests.post(f"{base}/predict", json={"records": rows.head(3).to_dict("records")},
-                               headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
-        assert [str(v) for v in answer.json()["predictions"]] == [str(v) for v in model.predict(rows.head(3))]
+        assert [str(v) for v in post(3).json()["predictions"]] == [str(v) for v in model.predict(rows.head(3))]
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(post, 5)  # waits a second in the batcher (--batch-wait 1)
+            time.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            answer = in_flight.result()
+        assert answer.status_code == 200
+        assert [str(v) for v in answer.json()["predictions"]] == [str(v) for v in model.predict(rows.head(5))]
     finally:
         process.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught: the exit is SIGTERM's own
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Traceback" not in process.stdout.read()
     # the request log beside the model was flushed on the way out: nothing answered is lost
-    assert request_count(model.run_dir / "requests.sqlite") == (1, 3)
+    assert request_count(model.run_dir / "requests.sqlite") == (2, 8)
 
 
 def test_two_workers_each_load_the_model_and_answer(adult, tmp_path):

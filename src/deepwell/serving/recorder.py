@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from deepwell.model import Model
     from deepwell.serving.metrics import ServerMetrics
 
-CHUNK = 4  # requests recorded between two pauses (each pause lets a serving thread take the GIL)
+CHUNK = 4  # requests recorded between two pauses,
+PAUSE_S = 0.001  # each a real sleep: time.sleep(0) hands the GIL back to a waiting serving thread too rarely
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class Recorder:
                     self._write(chunk)
                 except Exception:  # a row that cannot be measured or a full disk must not stop the server
                     self.metrics.log_errors.inc(len(chunk))
-                time.sleep(0)
+                time.sleep(PAUSE_S)
             if stopping or time.monotonic() >= refresh_due:
                 self.refresh()
                 refresh_due = time.monotonic() + self.monitoring.refresh_s
