@@ -100,6 +100,16 @@ def test_tritonclient_gets_the_offline_predictions(adult, server, binary):
     assert labels == [str(v) for v in model.predict(rows)]
 
 
+def test_the_openapi_page_describes_every_input_column(adult, server):
+    model, _ = adult
+    description = requests.get(f"http://{server.url}/openapi.json", timeout=10).json()["info"]["description"]
+    for column in model.input_columns:
+        assert f"- `{column}`: " in description
+    assert "`workclass`: category, V2 datatype BYTES; levels: " in description and "Private" in description
+    assert "`age`: number, V2 datatype FP64" in description and "`probabilities` over" in description
+    assert requests.get(f"http://{server.url}/docs", timeout=10).status_code == 200
+
+
 def test_predict_and_mlflow_invocations_give_the_offline_predictions(adult, server):
     model, rows = adult
     expected = [str(v) for v in model.predict(rows)]
@@ -200,6 +210,18 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
         f"{column}:{m}" for m in ("width", "height", "brightness", "contrast")]
 
 
+def wait_until_ready(process: subprocess.Popen, base: str, seconds: float) -> None:
+    """Until the `deepwell serve` process answers its readiness probe (or fails the test when it exits)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+            time.sleep(0.2)
+
+
 def test_deepwell_serve_starts_from_the_command_line_and_sigterm_finishes_the_request_in_flight(adult):
     import os
     import signal
@@ -211,20 +233,14 @@ def test_deepwell_serve_starts_from_the_command_line_and_sigterm_finishes_the_re
     process = subprocess.Popen([sys.executable, "-m", "deepwell.cli.main", "serve", str(model.run_dir),
                                 "--port", str(port), "--name", "income", "--threads", "1", "--batch-wait", "1"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+    base = f"http://127.0.0.1:{port}"
 
     def post(n: int) -> requests.Response:
         return requests.post(f"{base}/predict", json={"records": rows.head(n).to_dict("records")},
                              headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
 
     try:
-        while True:
-            try:
-                if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
-                time.sleep(0.2)
+        wait_until_ready(process, base, 60)
         assert [str(v) for v in post(3).json()["predictions"]] == [str(v) for v in model.predict(rows.head(3))]
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(post, 5)  # waits a second in the batcher (--batch-wait 1)
@@ -254,14 +270,8 @@ def test_two_workers_each_load_the_model_and_answer(adult, tmp_path):
                                env={**os.environ, "DEEPWELL_THREADS": ""}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     try:
-        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
-        while True:
-            try:
-                if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
-                time.sleep(0.2)
+        base = f"http://127.0.0.1:{port}"
+        wait_until_ready(process, base, 90)
         expected = [str(v) for v in model.predict(rows.head(3))]
         for _ in range(6):
             answer = requests.post(f"{base}/predict", json={"records": rows.head(3).to_dict("records")}, timeout=30)

@@ -36,7 +36,13 @@ from deepwell.serving.metrics import ServerMetrics
 from deepwell.serving.playground import playground_page
 from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
 from deepwell.serving.recorder import Monitoring, Recorder
-from deepwell.serving.schema import columns_from_tensors, input_columns, output_metadata, output_tensors
+from deepwell.serving.schema import (
+    columns_from_tensors,
+    input_columns,
+    output_metadata,
+    output_tensors,
+    schema_description,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,8 +156,7 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None,
         await asyncio.to_thread(recorder.close)
 
     app = FastAPI(title=f"deepwell: {name}", version=__version__, lifespan=lifespan,
-                  description=f"Predicts {model.target!r} ({model.task.value}) from "
-                              f"{', '.join(repr(c.name) for c in predictor.columns)}.")
+                  description=schema_description(model, predictor.columns, name))
 
     @app.exception_handler(ClientError)
     async def client_error(_: Request, exc: ClientError) -> JSONResponse:

@@ -35,6 +35,8 @@ class ServerMetrics:
                                "served rows against training", ["measure"], registry=self.registry)
         self.drift_flagged = Gauge("deepwell_drift_flagged", "1 when a measure has shifted or drifted from "
                                    "training", ["measure"], registry=self.registry)
+        self.drift_errors = Counter("deepwell_drift_errors", "Refreshes of the drift gauges that failed",
+                                    registry=self.registry)
         self.drift_rows = Gauge("deepwell_drift_rows", "Served rows the drift gauges were computed on",
                                 registry=self.registry)
 

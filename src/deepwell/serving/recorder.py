@@ -103,7 +103,10 @@ class Recorder:
                     self.metrics.log_errors.inc(len(chunk))
                 time.sleep(PAUSE_S)
             if stopping or time.monotonic() >= refresh_due:
-                self.refresh()
+                try:
+                    self.refresh()
+                except Exception:  # stale gauges, counted, rather than a recorder that stopped
+                    self.metrics.drift_errors.inc()
                 refresh_due = time.monotonic() + self.monitoring.refresh_s
             if stopping:
                 return

@@ -46,6 +46,25 @@ def input_columns(model: Model) -> list[InputColumn]:
     return columns
 
 
+def schema_description(model: Model, columns: list[InputColumn], name: str, shown: int = 20) -> str:
+    """The OpenAPI page's description (`/docs`): what the model predicts and each input column, its type,
+    its V2 datatype and its known levels (the first `shown`)."""
+    lines = [f"Predicts **{model.target}** ({model.task.value}). One input per column "
+             f"(`/v2/models/{name}` gives the same as JSON):", ""]
+    for column in columns:
+        what = {"image": "an image file's bytes (base64 in JSON)", "audio": "an audio file's bytes (base64 in "
+                "JSON)"}.get(column.type, column.type)
+        line = f"- `{column.name}`: {what}, V2 datatype {column.datatype}"
+        if column.categories is not None:
+            levels = [str(c) for c in column.categories]
+            more = f", … ({len(levels) - shown} more)" if len(levels) > shown else ""
+            line += f"; levels: {', '.join(levels[:shown])}{more}"
+        lines.append(line)
+    outputs = "`value`" if model.task.is_regression else \
+        f"`label` and `probabilities` over {', '.join(str(c) for c in model.classes_)}"
+    return "\n".join([*lines, "", f"Outputs: {outputs}."])
+
+
 def output_metadata(model: Model) -> list[dict[str, Any]]:
     if model.task.is_regression:
         return [{"name": "value", "datatype": "FP64", "shape": [-1]}]
