@@ -13,6 +13,7 @@ from deepwell.errors import DataError
 from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.results import RunMetrics, SplitScores
 from deepwell.evaluation.scoring import split_scores
+from deepwell.fairness.run import Audit
 from deepwell.features.pipeline import Preprocessor
 from deepwell.inference.network import resolve_device
 from deepwell.inference.predict import Inputs, predict, predict_frame
@@ -113,6 +114,16 @@ class Model:
         from deepwell.monitoring.monitor import drift_of_table
 
         return drift_of_table(self, data)
+
+    def audit(self, data: TableLike, sensitive: str | list[str], *, favourable: str | None = None,
+              privileged: str | None = None, population: dict[str, float] | None = None) -> Audit:
+        """A bias audit on labelled `data` for the sensitive column(s): the data per group, the model's rates per
+        group and its fairness metrics with intervals and flags (see `deepwell.fairness.audit`)."""
+        from deepwell.fairness.run import audit_model
+
+        columns = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+        return audit_model(self, data, columns, favourable=favourable, privileged=privileged,
+                           population=population)
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

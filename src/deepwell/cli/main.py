@@ -258,6 +258,34 @@ def monitor(
 
 
 @app.command()
+def audit(
+    model: ModelArg,
+    data: DataArg,
+    sensitive: Annotated[str, typer.Option(help="Sensitive column(s), comma-separated; several are audited as "
+                                                "intersectional groups.")],
+    favourable: Annotated[str | None, typer.Option(help="The favourable outcome (default: the positive class, or "
+                                                        "the last class).")] = None,
+    privileged: Annotated[str | None, typer.Option(help="The privileged group (default: the largest).")] = None,
+    population: Annotated[list[str] | None, typer.Option(help="A group's share of the population, "
+                                                               "COLUMN=GROUP:SHARE (repeatable).")] = None,
+    out: Annotated[Path, typer.Option(help="Where fairness.json goes.")] = Path("fairness.json"),
+) -> None:
+    """Bias audit of MODEL on labelled DATA: groups, base rates and missing values in the data; per-group rates
+    and fairness metrics (SPD, DIR, EOD, AOD with 95% intervals; fairlearn's differences) for the model."""
+    import deepwell
+    from deepwell.cli import render
+    from deepwell.fairness.run import audit_model, parse_population
+    from deepwell.runs.files import write_json
+
+    columns = [c.strip() for c in sensitive.split(",") if c.strip()]
+    result = audit_model(deepwell.load(model), data, columns, favourable=favourable, privileged=privileged,
+                         population=parse_population(population or []))
+    render.print_audit(console, result)
+    write_json(out, result.to_dict())
+    console.print(f"{len(result.model.flagged)} metric(s) flagged; figures in {out}")
+
+
+@app.command()
 def evaluate(model: ModelArg, data: DataArg) -> None:
     """Evaluate a saved model on labelled DATA, beside the trivial baseline."""
     import deepwell

@@ -11,6 +11,7 @@ from rich.table import Table
 from deepwell.data.inference import ColumnProfile
 from deepwell.evaluation.diagnosis import Diagnosis, Verdict
 from deepwell.evaluation.results import SplitScores, TrainingFacts, better
+from deepwell.fairness.run import Audit
 from deepwell.monitoring.drift import DriftReport
 from deepwell.task import Task
 
@@ -128,3 +129,39 @@ def drift_table(report: DriftReport) -> Table:
                       "" if m.psi is None else f"{m.psi:.3f}", m.test or "",
                       "" if m.p_value is None else f"{m.p_value:.2g}", missing)
     return table
+
+
+def print_audit(console: Console, audit: Audit) -> None:
+    data, model = audit.data, audit.model
+    outcome = f", favourable outcome {data.favourable!r}" if data.favourable is not None else ""
+    table = Table(title=f"Data: {audit.rows:,} rows of {audit.source} by {data.attribute}{outcome}",
+                  title_justify="left")
+    for column in ("group", "rows", "share", "favourable rate" if data.favourable else "mean target", "missing"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for g in data.groups:
+        table.add_row(g.group, f"{g.rows:,}", f"{g.share:.1%}",
+                      f"{g.base_rate:.1%}" if data.favourable else f"{g.base_rate:.4g}", f"{g.missing:.1%}")
+    console.print(table)
+    for warning in data.warnings:
+        console.print(f"[yellow]![/] {warning}")
+    if model.favourable is None:
+        console.print(frame_table(pd.DataFrame([{"group": g.group, "rows": g.rows, "rmse": g.rmse,
+                                                 "mean prediction": g.mean_prediction,
+                                                 "mean target": g.mean_target} for g in model.groups]),
+                                  f"Model by {model.attribute}"))
+        return
+    console.print(frame_table(pd.DataFrame([{"group": g.group, "rows": g.rows, "accuracy": g.accuracy,
+                                             "selection rate": g.selection_rate, "TPR": g.true_positive_rate,
+                                             "FPR": g.false_positive_rate, "precision": g.precision}
+                                            for g in model.groups]),
+                              f"Model by {model.attribute} (privileged: {model.privileged})"))
+    metrics = Table(title="Fairness metrics (95% bootstrap interval)", title_justify="left")
+    for column in ("metric", "group", "value", "interval", "flag"):
+        metrics.add_column(column, justify="right" if column in ("value", "interval") else "left")
+    for m in model.metrics:
+        interval = "" if m.interval is None else f"{m.interval[0]:.3f} – {m.interval[1]:.3f}"
+        metrics.add_row(m.name, m.group, f"{m.value:.3f}", interval, "[bold red]flagged[/]" if m.flagged else "ok")
+    console.print(metrics)
+    for m in model.flagged:
+        if m.sentence:
+            console.print(f"[red]![/] {m.sentence}")

@@ -1,0 +1,153 @@
+"""The bias audit's figures, checked against fairlearn's own functions on the same predictions, and its flags on
+synthetic data whose decisions depend on the group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepwell.fairness.audit import audit_classifier, audit_data, audit_regressor
+from deepwell.fairness.groups import group_labels
+
+
+def biased(rows: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Women get the favourable label half as often as men; the 'model' copies the label 90 % of the time."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["Male", "Female"], rows, p=[0.65, 0.35])
+    label = np.where(rng.random(rows) < np.where(sex == "Male", 0.4, 0.2), "yes", "no")
+    predicted = np.where(rng.random(rows) < 0.9, label, np.where(label == "yes", "no", "yes"))
+    return pd.DataFrame({"sex": sex, "race": rng.choice(["A", "B", "C"], rows), "label": label,
+                         "predicted": predicted, "income": rng.normal(size=rows)})
+
+
+def test_every_rate_and_difference_equals_fairlearns_own():
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_difference,
+        equalized_odds_difference,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import accuracy_score, precision_score
+
+    frame = biased()
+    truth, chosen = frame["label"] == "yes", frame["predicted"] == "yes"
+    audit = audit_classifier(group_labels(frame, ["sex"]), frame["label"], frame["predicted"], "yes")
+    reference = MetricFrame(metrics={"accuracy": accuracy_score, "selection_rate": selection_rate,
+                                     "true_positive_rate": true_positive_rate,
+                                     "false_positive_rate": false_positive_rate, "precision": precision_score},
+                            y_true=truth, y_pred=chosen, sensitive_features=frame["sex"]).by_group
+    for scores in audit.groups:
+        for metric in reference.columns:
+            assert getattr(scores, metric) == pytest.approx(reference.loc[scores.group, metric], abs=1e-12)
+    values = {m.name: m.value for m in audit.metrics}
+    assert audit.privileged == "Male"  # the largest group
+    assert values["demographic_parity_difference (fairlearn)"] == pytest.approx(
+        demographic_parity_difference(truth, chosen, sensitive_features=frame["sex"]))
+    assert values["equalized_odds_difference (fairlearn)"] == pytest.approx(
+        equalized_odds_difference(truth, chosen, sensitive_features=frame["sex"]))
+    sr = reference["selection_rate"]
+    assert values["statistical_parity_difference"] == pytest.approx(sr["Female"] - sr["Male"])
+    assert values["disparate_impact_ratio"] == pytest.approx(sr["Female"] / sr["Male"])
+    tpr, fpr = reference["true_positive_rate"], reference["false_positive_rate"]
+    assert values["equal_opportunity_difference"] == pytest.approx(tpr["Female"] - tpr["Male"])
+    assert values["average_odds_difference"] == pytest.approx(
+        ((fpr["Female"] - fpr["Male"]) + (tpr["Female"] - tpr["Male"])) / 2)
+
+
+def test_a_group_dependent_outcome_is_flagged_with_intervals_and_a_sentence():
+    frame = biased()
+    audit = audit_classifier(group_labels(frame, ["sex"]), frame["label"], frame["predicted"], "yes")
+    flagged = {m.name: m for m in audit.flagged}
+    assert {"statistical_parity_difference", "disparate_impact_ratio"} <= set(flagged)
+    dir_ = flagged["disparate_impact_ratio"]
+    assert dir_.interval[0] < dir_.value < dir_.interval[1] and dir_.interval[1] < 0.8  # clearly below 0.8
+    assert "sex=Female gets the favourable outcome" in dir_.sentence and "sex=Male" in dir_.sentence
+    fair = frame.assign(label=np.where(np.random.default_rng(1).random(len(frame)) < 0.3, "yes", "no"))
+    fair["predicted"] = fair["label"]
+    assert audit_classifier(group_labels(fair, ["sex"]), fair["label"], fair["predicted"], "yes").flagged == []
+
+
+def test_intersectional_groups_and_small_groups_are_reported_but_not_compared():
+    frame = biased(rows=400)
+    groups = group_labels(frame, ["sex", "race"])
+    assert groups.name == "sex & race" and "sex=Female & race=A" in set(groups)
+    audit = audit_classifier(groups, frame["label"], frame["predicted"], "yes", privileged="sex=Male & race=A")
+    assert len(audit.groups) == 6
+    compared = {m.group for m in audit.metrics if m.group != "all groups"}
+    small = {g.group for g in audit.groups if g.rows < 30}
+    assert compared == {g.group for g in audit.groups} - small - {"sex=Male & race=A"}
+    with pytest.raises(Exception, match="privileged group 'nobody' is not in the data"):
+        audit_classifier(groups, frame["label"], frame["predicted"], "yes", privileged="nobody")
+
+
+def test_the_data_audit_warns_of_small_groups_population_gaps_and_base_rate_gaps():
+    frame = biased()
+    frame.loc[frame.index[:40], "race"] = "D"  # 2 % of the rows
+    frame.loc[frame.index[:10], "income"] = np.nan
+    audit = audit_data(group_labels(frame, ["race"]), frame["label"], frame[["income"]], "yes")
+    assert [g.group for g in audit.groups] == ["A", "B", "C", "D"]
+    assert sum(g.share for g in audit.groups) == pytest.approx(1)
+    assert audit.groups[3].missing == pytest.approx(10 / 40)
+    assert any("race=D is 2.0% of the rows" in w for w in audit.warnings)
+    by_sex = audit_data(group_labels(frame, ["sex"]), frame["label"], frame[["income"]], "yes",
+                        population={"Female": 0.5})
+    assert any("sex=Female" in w and "50% of the population" in w for w in by_sex.warnings)
+    assert any("The label is 'yes'" in w for w in by_sex.warnings)  # 40 % of men against 20 % of women
+
+
+def test_a_regressor_is_audited_by_error_and_mean_prediction_per_group():
+    frame = biased()
+    audit = audit_regressor(group_labels(frame, ["sex"]), frame["income"], frame["income"] + 0.5)
+    assert {g.group: round(g.rmse, 6) for g in audit.groups} == {"Female": 0.5, "Male": 0.5}
+    assert audit.groups[0].mean_prediction == pytest.approx(audit.groups[0].mean_target + 0.5)
+
+
+@pytest.fixture(scope="module")
+def adult_model(adult_csv, tmp_path_factory):
+    import deepwell as dw
+
+    return dw.train(adult_csv, "income", config={"training": {"epochs": 2}},
+                    output=tmp_path_factory.mktemp("runs"), quiet=True, track=False)
+
+
+def test_adult_audited_by_sex_matches_fairlearn_on_the_models_own_predictions(adult_model, adult_csv):
+    from fairlearn.metrics import MetricFrame, selection_rate
+
+    frame = pd.read_csv(adult_csv)
+    audit = adult_model.audit(frame, "sex")
+    assert audit.model.favourable == ">50K" and audit.model.privileged == "Male"
+    chosen = adult_model.predict(frame) == ">50K"
+    rates = MetricFrame(metrics=selection_rate, y_true=frame["income"] == ">50K", y_pred=chosen,
+                        sensitive_features=frame["sex"]).by_group
+    assert {g.group: g.selection_rate for g in audit.model.groups} == pytest.approx(rates.to_dict())
+    data = {g.group: g for g in audit.data.groups}
+    assert data["Female"].rows == (frame["sex"] == "Female").sum()
+    assert data["Female"].base_rate == pytest.approx((frame.loc[frame["sex"] == "Female", "income"] == ">50K").mean())
+
+
+def test_deepwell_audit_prints_the_tables_and_writes_fairness_json(adult_model, adult_csv, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "fairness.json"
+    result = subprocess.run([str(Path(sys.executable).with_name("deepwell")), "audit", str(adult_model.run_dir),
+                             str(adult_csv), "--sensitive", "sex,race", "--population", "sex=Female:0.5",
+                             "--out", str(out)], capture_output=True, text=True,
+                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Fairness metrics" in result.stdout and "sex=Male & race=White" in result.stdout
+    saved = json.loads(out.read_text())
+    assert saved["model"]["attribute"] == "sex & race" and saved["rows"] == 2000
+    assert saved["model"]["privileged"] == "sex=Male & race=White"  # the largest group
+    names = {m["name"] for m in saved["model"]["metrics"]}
+    assert {"statistical_parity_difference", "disparate_impact_ratio", "equal_opportunity_difference",
+            "average_odds_difference", "demographic_parity_difference (fairlearn)"} <= names
+    bad = subprocess.run([str(Path(sys.executable).with_name("deepwell")), "audit", str(adult_model.run_dir),
+                          str(adult_csv), "--sensitive", "gender"], capture_output=True, text=True,
+                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert bad.returncode != 0 and "'gender' not in the table" in bad.stderr and "Traceback" not in bad.stderr
