@@ -51,9 +51,10 @@ def test_predict_adds_prediction_and_probability_columns(trained, adult_csv, tmp
 
 def test_evaluate_and_info(trained, adult_csv):
     run, _ = trained
-    evaluated = deepwell("evaluate", run, adult_csv)
+    evaluated = deepwell("evaluate", run, adult_csv, "--sensitive", "sex")
     assert evaluated.returncode == 0, evaluated.stderr
     assert "2000 rows" in evaluated.stdout and "baseline" in evaluated.stdout
+    assert "Model by sex (privileged: Male)" in evaluated.stdout and "disparate_impact_ratio" in evaluated.stdout
     info = deepwell("info", run)
     assert info.returncode == 0, info.stderr
     assert "binary model predicting income" in info.stdout and "workclass" in info.stdout

@@ -286,13 +286,22 @@ def audit(
 
 
 @app.command()
-def evaluate(model: ModelArg, data: DataArg) -> None:
-    """Evaluate a saved model on labelled DATA, beside the trivial baseline."""
+def evaluate(
+    model: ModelArg,
+    data: DataArg,
+    sensitive: Annotated[str | None, typer.Option(help="Also audit for bias by these column(s), comma-separated "
+                                                       "(as `deepwell audit` with its defaults).")] = None,
+) -> None:
+    """Evaluate a saved model on labelled DATA, beside the trivial baseline (and audit it with --sensitive)."""
     import deepwell
     from deepwell.cli import render
 
     loaded = deepwell.load(model)
     render.print_evaluation(console, loaded.evaluate(data), loaded.task, str(data))
+    if sensitive:
+        from deepwell.fairness.run import audit_model
+
+        render.print_audit(console, audit_model(loaded, data, [c.strip() for c in sensitive.split(",") if c.strip()]))
 
 
 @app.command()
