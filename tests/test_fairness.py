@@ -151,3 +151,57 @@ def test_deepwell_audit_prints_the_tables_and_writes_fairness_json(adult_model, 
                           str(adult_csv), "--sensitive", "gender"], capture_output=True, text=True,
                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=300)
     assert bad.returncode != 0 and "'gender' not in the table" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_reweighing_makes_label_and_group_independent_and_keeps_each_groups_weight():
+    from deepwell.fairness.mitigation import reweigh
+
+    frame = biased()
+    weights = reweigh(frame["sex"], frame["label"])
+    weighted = pd.DataFrame({"sex": frame["sex"], "yes": (frame["label"] == "yes") * weights, "w": weights})
+    totals = weighted.groupby("sex")[["yes", "w"]].sum()
+    rate = totals["yes"] / totals["w"]
+    assert rate["Female"] == pytest.approx(rate["Male"]) == pytest.approx((frame["label"] == "yes").mean())
+    assert totals["w"].to_dict() == pytest.approx(frame["sex"].value_counts().to_dict())
+
+
+def test_training_with_sensitive_and_reweigh_audits_the_test_split_and_narrows_the_gap(tmp_path):
+    """A label that depends on the group (through a proxy the model can see): reweighing narrows SPD."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rng = np.random.default_rng(0)
+    rows = 3000
+    group = rng.choice(["a", "b"], rows, p=[0.6, 0.4])
+    skill = rng.normal(size=rows)
+    label = np.where(skill + np.where(group == "a", 0.8, -0.8) + rng.normal(0, 0.5, rows) > 0, "yes", "no")
+    pd.DataFrame({"group": group, "skill": skill, "label": label}).to_csv(tmp_path / "hiring.csv", index=False)
+    spd = {}
+    for mitigation in ("none", "reweigh"):
+        out = tmp_path / mitigation
+        result = subprocess.run([str(Path(sys.executable).with_name("deepwell")), "train",
+                                 str(tmp_path / "hiring.csv"), "--target", "label", "--sensitive", "group",
+                                 "--mitigate", mitigation, "--output", str(out), "--name", "run", "--epochs", "8",
+                                 "--no-track", "--seed", "0"],
+                                capture_output=True, text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+                                timeout=600)
+        assert result.returncode == 0, result.stderr
+        assert "bias audit of the test split by group" in result.stdout
+        audit = json.loads((out / "run" / "fairness.json").read_text())
+        spd[mitigation] = next(m["value"] for m in audit["model"]["metrics"]
+                               if m["name"] == "statistical_parity_difference")
+    assert spd["none"] < -0.3 and abs(spd["reweigh"]) < abs(spd["none"]) - 0.1
+
+
+def test_exclude_sensitive_keeps_the_column_out_of_the_inputs_and_a_wrong_name_is_named(tmp_path):
+    import deepwell as dw
+
+    frame = biased(rows=400)
+    model = dw.train(frame.drop(columns="predicted"), "label", output=tmp_path, quiet=True, track=False,
+                     config={"training": {"epochs": 1}, "fairness": {"sensitive": ["sex"], "exclude_sensitive": True}})
+    assert "sex" not in model.input_columns and (model.run_dir / "fairness.json").is_file()
+    with pytest.raises(dw.DeepwellError, match="fairness.sensitive names column"):
+        dw.train(frame, "label", output=tmp_path, quiet=True, track=False,
+                 config={"fairness": {"sensitive": ["gender"]}})

@@ -123,6 +123,20 @@ class ColumnConfig(_Strict):
     in_memory: bool | None = Field(None, description="file columns: decided by files_in_memory when training")
 
 
+class FairnessConfig(_Strict):
+    """The bias audit a training run ends with, and its mitigation."""
+
+    sensitive: list[str] = Field(default_factory=list, description="sensitive column(s): the run audits its test "
+                                 "split by them (fairness.json); several are audited as intersectional groups")
+    mitigate: Literal["none", "reweigh"] = Field(
+        "none", description="reweigh: training rows weighted so that each group has every label at the rate it "
+        "would have if group and label were independent (Kamiran & Calders), times any weight_column")
+    exclude_sensitive: bool = Field(False, description="keep the sensitive columns out of the model's inputs (they "
+                                    "are still audited)")
+    favourable: str | None = Field(None, description="the favourable outcome (default: the positive class)")
+    privileged: str | None = Field(None, description="the privileged group (default: the largest)")
+
+
 class SplitConfig(_Strict):
     """Train/validation/test split: fractions of one file, a split column, or separate files."""
 
@@ -241,6 +255,7 @@ class Config(_Strict):
     on_bad_file: Literal["skip", "error"] = Field(
         "skip", description="an unreadable image/audio file: skip its row (listed in the run folder) or stop")
     split: SplitConfig = Field(default_factory=SplitConfig)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 

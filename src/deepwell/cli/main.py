@@ -105,6 +105,11 @@ def train(
         "--auto-capacity", help="Train, diagnose, apply the prescribed capacity change, retrain; keep the best.")]
     = False,
     rounds: Annotated[int, typer.Option(help="--auto-capacity: at most this many runs.", min=1)] = 3,
+    sensitive: Annotated[str | None, typer.Option(help="Audit the test split for bias by these column(s), "
+                                                       "comma-separated (fairness.json).")] = None,
+    mitigate: Annotated[str | None, typer.Option(help="Bias mitigation: reweigh (needs --sensitive).")] = None,
+    exclude_sensitive: Annotated[bool, typer.Option(help="Keep the --sensitive columns out of the model's "
+                                                         "inputs (still audited).")] = False,
     threads: Threads = None,
 ) -> None:
     """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
@@ -117,6 +122,8 @@ def train(
         raise typer.BadParameter("give a DATA file, or --resume RUN_DIR")
     if resume is None and target is None and config is None and not (data is not None and data.is_dir()):
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
+    if sensitive or mitigate or exclude_sensitive:
+        config = _with_fairness(config, target, sensitive, mitigate, exclude_sensitive)
     common = {"output": output, "epochs": epochs, "seed": seed, "preset": preset and preset.value, "quiet": quiet,
               "track": track,
               "tracking_uri": tracking_uri, "experiment": experiment, "register": register}
@@ -140,6 +147,13 @@ def train(
                             "test split" if metrics.test else "validation split")
     render.print_diagnosis(console, model.diagnosis)
     run = RunFolder(model.run_dir)
+    if run.fairness.is_file():
+        import json
+
+        audit = json.loads(run.fairness.read_text(encoding="utf-8"))
+        flagged = audit["model"]["flagged"]
+        console.print(f"bias audit of the test split by {audit['model']['attribute']}: {len(flagged)} metric(s) "
+                      f"flagged{': ' + ', '.join(flagged) if flagged else ''} (figures in {run.fairness})")
     console.print(f"run folder: [bold]{run.path}[/] (report: {run.report})")
     tracking = run.read_info().get("tracking")
     if tracking:
@@ -148,6 +162,20 @@ def train(
         console.print(f"MLflow run {tracking['run_id']} at {tracking['uri']}{registered}")
     if info.stop_reason == "interrupted":
         raise typer.Exit(INTERRUPTED)  # the shell's convention for Ctrl-C, so scripts can tell
+
+
+def _with_fairness(config: Path | None, target: str | None, sensitive: str | None, mitigate: str | None,
+                   exclude: bool):
+    """The config (a YAML file's or a new one) with the command line's fairness options set."""
+    from deepwell.pipeline.prepare import load_config
+
+    resolved = load_config(config, target)
+    changes = {"sensitive": [c.strip() for c in (sensitive or "").split(",") if c.strip()] or
+               resolved.fairness.sensitive, "exclude_sensitive": exclude or resolved.fairness.exclude_sensitive}
+    if mitigate:
+        changes["mitigate"] = mitigate
+    return type(resolved).validate_dict({**resolved.model_dump(mode="json"),
+                                         "fairness": {**resolved.fairness.model_dump(mode="json"), **changes}})
 
 
 @app.command()

@@ -86,7 +86,7 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     preprocessor = preprocessor or fit_preprocessor(config, splits)
     target = preprocessor.target
     train = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train),
-                       _weights(splits.train, config.weight_column))
+                       _weights(splits.train, config))
     validation = TensorData(preprocessor.transform(splits.validation),
                             preprocessor.transform_target(splits.validation))
     outputs = 1 if config.task.is_regression else len(target.classes)
@@ -149,10 +149,16 @@ def ensemble_result(results: list[FitResult]) -> FitResult:
                      seconds=sum(r.seconds for r in results))
 
 
-def _weights(rows, column: str | None) -> torch.Tensor | None:
-    if column is None:
-        return None
-    return torch.tensor(pd.to_numeric(rows[column]).to_numpy(np.float32))
+def _weights(rows: pd.DataFrame, config: Config) -> torch.Tensor | None:
+    """The weight column's weights, times the fairness reweighing's (None when there are neither)."""
+    weights = None if config.weight_column is None else pd.to_numeric(rows[config.weight_column]).to_numpy(float)
+    if config.fairness.mitigate == "reweigh":
+        from deepwell.fairness.groups import group_labels
+        from deepwell.fairness.mitigation import reweigh
+
+        factors = reweigh(group_labels(rows, config.fairness.sensitive), rows[config.target])
+        weights = factors if weights is None else weights * factors
+    return None if weights is None else torch.tensor(weights.astype(np.float32))
 
 
 def metric_fn(target: TargetEncoder) -> MetricFn:

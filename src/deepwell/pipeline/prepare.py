@@ -108,7 +108,10 @@ def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
     if config.weight_column is not None and config.weight_column not in frame.columns:
         raise ConfigError(f"weight_column {config.weight_column!r} is not a column of {source}."
                           f"{did_you_mean(config.weight_column, frame.columns)}")
+    _check_fairness(frame, config, source)
     skip = {config.target, config.split.column, config.weight_column}
+    if config.fairness.exclude_sensitive:
+        skip |= set(config.fairness.sensitive)
     columns: dict[str, ColumnConfig] = {}
     for name in frame.columns:
         if name in skip:
@@ -136,6 +139,19 @@ def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
         if not config.task.is_regression:
             _check_labels(frame, config, source)
     return config
+
+
+def _check_fairness(frame: pd.DataFrame, config: Config, source: str) -> None:
+    fairness = config.fairness
+    absent = [c for c in fairness.sensitive if c not in frame.columns]
+    if absent:
+        hints = "".join(did_you_mean(c, frame.columns) for c in absent)
+        raise ConfigError(f"fairness.sensitive names column(s) {listing(absent)} that {source} does not have.{hints}")
+    if fairness.mitigate != "none" and not fairness.sensitive:
+        raise ConfigError(f"fairness.mitigate is {fairness.mitigate!r} but no sensitive column is given "
+                          "(--sensitive COL).")
+    if fairness.exclude_sensitive and not fairness.sensitive:
+        raise ConfigError("fairness.exclude_sensitive is set but no sensitive column is given (--sensitive COL).")
 
 
 def _check_labels(frame: pd.DataFrame, config: Config, source: str) -> None:

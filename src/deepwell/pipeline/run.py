@@ -149,6 +149,13 @@ def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, 
     save(learning_curves(history, scored.metrics.primary_metric), run.learning_curves)
     if scored.test_outputs is not None:
         held_out.table(prepared.splits.test).to_csv(run.predictions, index=False)
+    fairness = prepared.config.fairness
+    if fairness.sensitive and len(prepared.splits.test):
+        from deepwell.fairness.run import audit_model
+
+        audit = audit_model(model, prepared.splits.test, fairness.sensitive, favourable=fairness.favourable,
+                            privileged=fairness.privileged)
+        write_json(run.fairness, audit.to_dict())
     stop = fitted.result.stop_reason
     status = RunStatus.INTERRUPTED if stop == StopReason.INTERRUPTED else RunStatus.FINISHED
     run.write_info(status=status.value, stop_reason=stop.value)

@@ -12,6 +12,7 @@ runs/<name>/
   skipped_files.csv      image/audio files that could not be read (only when some were skipped)
   profile.json           the data profile: columns, inferred and used types, missing values, class balance
   diagnosis.json         the fit diagnosis: verdict, evidence, prescriptions
+  fairness.json          the bias audit of the test split (only with fairness.sensitive)
   learning_curves.png    loss and metric per epoch, training against validation
   report.html            the self-contained report page (deepwell report RUN_DIR rebuilds it)
   data_curve.json/.png   `deepwell diagnose RUN_DIR`: the data-size learning curve
@@ -56,6 +57,7 @@ class RunFolder:
     SKIPPED_FILES = "skipped_files.csv"
     PROFILE = "profile.json"
     DIAGNOSIS = "diagnosis.json"
+    FAIRNESS = "fairness.json"
     LEARNING_CURVES = "learning_curves.png"
     REPORT = "report.html"
     PREDICTIONS = "predictions.csv"
@@ -110,6 +112,10 @@ class RunFolder:
     @property
     def diagnosis(self) -> Path:
         return self.path / self.DIAGNOSIS
+
+    @property
+    def fairness(self) -> Path:
+        return self.path / self.FAIRNESS
 
     @property
     def learning_curves(self) -> Path:
