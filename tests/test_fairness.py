@@ -202,6 +202,9 @@ def test_exclude_sensitive_keeps_the_column_out_of_the_inputs_and_a_wrong_name_i
     model = dw.train(frame.drop(columns="predicted"), "label", output=tmp_path, quiet=True, track=False,
                      config={"training": {"epochs": 1}, "fairness": {"sensitive": ["sex"], "exclude_sensitive": True}})
     assert "sex" not in model.input_columns and (model.run_dir / "fairness.json").is_file()
+    report = (model.run_dir / "report.html").read_text()
+    assert 'id="fairness"' in report and "demographic_parity_difference (fairlearn)" in report  # the report section
+    assert "privileged group <b>" in report
     with pytest.raises(dw.DeepwellError, match="fairness.sensitive names column"):
         dw.train(frame, "label", output=tmp_path, quiet=True, track=False,
                  config={"fairness": {"sensitive": ["gender"]}})

@@ -17,7 +17,7 @@ from deepwell.reports.build import SECTIONS
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ALWAYS = ["overview", "data", "configuration", "learning-curves", "evaluation", "predictions", "diagnosis",
-          "data-curve"]
+          "data-curve", "fairness"]
 
 
 @pytest.fixture(scope="module")
