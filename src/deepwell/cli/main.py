@@ -164,13 +164,18 @@ def train(
         raise typer.Exit(INTERRUPTED)  # the shell's convention for Ctrl-C, so scripts can tell
 
 
+def _column_list(text: str | None) -> list[str]:
+    """`--sensitive sex,race` → ["sex", "race"]."""
+    return [c.strip() for c in (text or "").split(",") if c.strip()]
+
+
 def _with_fairness(config: Path | None, target: str | None, sensitive: str | None, mitigate: str | None,
                    exclude: bool):
     """The config (a YAML file's or a new one) with the command line's fairness options set."""
     from deepwell.pipeline.prepare import load_config
 
     resolved = load_config(config, target)
-    changes = {"sensitive": [c.strip() for c in (sensitive or "").split(",") if c.strip()] or
+    changes = {"sensitive": _column_list(sensitive) or
                resolved.fairness.sensitive, "exclude_sensitive": exclude or resolved.fairness.exclude_sensitive}
     if mitigate:
         changes["mitigate"] = mitigate
@@ -305,9 +310,8 @@ def audit(
     from deepwell.fairness.run import audit_model, parse_population
     from deepwell.runs.files import write_json
 
-    columns = [c.strip() for c in sensitive.split(",") if c.strip()]
-    result = audit_model(deepwell.load(model), data, columns, favourable=favourable, privileged=privileged,
-                         population=parse_population(population or []))
+    result = audit_model(deepwell.load(model), data, _column_list(sensitive), favourable=favourable,
+                         privileged=privileged, population=parse_population(population or []))
     render.print_audit(console, result)
     write_json(out, result.to_dict())
     console.print(f"{len(result.model.flagged)} metric(s) flagged; figures in {out}")
@@ -329,7 +333,7 @@ def evaluate(
     if sensitive:
         from deepwell.fairness.run import audit_model
 
-        render.print_audit(console, audit_model(loaded, data, [c.strip() for c in sensitive.split(",") if c.strip()]))
+        render.print_audit(console, audit_model(loaded, data, _column_list(sensitive)))
 
 
 @app.command()
