@@ -128,9 +128,15 @@ class FairnessConfig(_Strict):
 
     sensitive: list[str] = Field(default_factory=list, description="sensitive column(s): the run audits its test "
                                  "split by them (fairness.json); several are audited as intersectional groups")
-    mitigate: Literal["none", "reweigh"] = Field(
+    mitigate: Literal["none", "reweigh", "threshold", "reductions"] = Field(
         "none", description="reweigh: training rows weighted so that each group has every label at the rate it "
-        "would have if group and label were independent (Kamiran & Calders), times any weight_column")
+        "would have if group and label were independent (Kamiran & Calders), times any weight_column; threshold: "
+        "group-specific decision thresholds fitted on the validation split (fairlearn's ThresholdOptimizer), kept in "
+        "the model folder and applied wherever the sensitive column is in the data; reductions: fairlearn's "
+        "ExponentiatedGradient over networks trained with its weights, averaged into one model (binary targets)")
+    constraint: Literal["demographic_parity", "equalized_odds"] = Field(
+        "demographic_parity", description="what threshold and reductions equalise across groups: selection rates "
+        "(demographic parity) or true and false positive rates (equalised odds)")
     exclude_sensitive: bool = Field(False, description="keep the sensitive columns out of the model's inputs (they "
                                     "are still audited)")
     favourable: str | None = Field(None, description="the favourable outcome (default: the positive class)")

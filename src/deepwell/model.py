@@ -14,6 +14,7 @@ from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.results import RunMetrics, SplitScores
 from deepwell.evaluation.scoring import split_scores
 from deepwell.fairness.run import Audit
+from deepwell.fairness.thresholds import GroupThresholds
 from deepwell.features.pipeline import Preprocessor
 from deepwell.inference.network import resolve_device
 from deepwell.inference.predict import Inputs, predict, predict_frame
@@ -30,12 +31,14 @@ class Model:
     """Returned by `deepwell.train` and `deepwell.load`.
 
     `metrics`, `diagnosis`, `reference` (the training data's profile) and `run_dir` are set when the model comes
-    from (or was loaded from) a run folder.
+    from (or was loaded from) a run folder; `thresholds` when it was trained with `--mitigate threshold` (its
+    labels then follow group-specific thresholds wherever the sensitive column(s) are in the data).
     """
 
     def __init__(self, preprocessor: Preprocessor, network: TabularNetwork | EnsembleNetwork, meta: dict[str, Any],
                  run_dir: Path | None = None, metrics: RunMetrics | None = None,
-                 diagnosis: Diagnosis | None = None, reference: ReferenceProfile | None = None) -> None:
+                 diagnosis: Diagnosis | None = None, reference: ReferenceProfile | None = None,
+                 thresholds: GroupThresholds | None = None) -> None:
         self.preprocessor = preprocessor
         self.network = network.eval()
         self.meta = meta
@@ -43,6 +46,7 @@ class Model:
         self.metrics = metrics
         self.diagnosis = diagnosis
         self.reference = reference  # the training data's profile, for drift monitoring (None for older models)
+        self.thresholds = thresholds  # group-specific decision thresholds (bias mitigation after training)
         self.device = resolve_device("auto")
         self.network.to(self.device)
         use_threads()
@@ -130,7 +134,7 @@ class Model:
         """A model folder (safetensors + JSON). Saving a run's model keeps its metrics and diagnosis with it."""
         path = Path(path)
         save_model_folder(path, self.preprocessor, self.network, self.meta, metrics=self.metrics,
-                          diagnosis=self.diagnosis, reference=self.reference)
+                          diagnosis=self.diagnosis, reference=self.reference, thresholds=self.thresholds)
         return path
 
     @classmethod
@@ -140,4 +144,4 @@ class Model:
         path = Path(path)
         run_dir = path if RunFolder(path).model.is_dir() else None
         return cls(saved.preprocessor, saved.network, saved.meta, run_dir=run_dir, metrics=saved.metrics,
-                   diagnosis=saved.diagnosis, reference=saved.reference)
+                   diagnosis=saved.diagnosis, reference=saved.reference, thresholds=saved.thresholds)

@@ -107,7 +107,10 @@ def train(
     rounds: Annotated[int, typer.Option(help="--auto-capacity: at most this many runs.", min=1)] = 3,
     sensitive: Annotated[str | None, typer.Option(help="Audit the test split for bias by these column(s), "
                                                        "comma-separated (fairness.json).")] = None,
-    mitigate: Annotated[str | None, typer.Option(help="Bias mitigation: reweigh (needs --sensitive).")] = None,
+    mitigate: Annotated[str | None, typer.Option(
+        help="Bias mitigation (needs --sensitive): reweigh (training weights), threshold (group thresholds fitted on "
+             "validation) or reductions (fairlearn's ExponentiatedGradient; binary targets). The audit then shows "
+             "every metric before and after.")] = None,
     exclude_sensitive: Annotated[bool, typer.Option(help="Keep the --sensitive columns out of the model's "
                                                          "inputs (still audited).")] = False,
     threads: Threads = None,
@@ -154,6 +157,8 @@ def train(
         flagged = audit["model"]["flagged"]
         console.print(f"bias audit of the test split by {audit['model']['attribute']}: {len(flagged)} metric(s) "
                       f"flagged{': ' + ', '.join(flagged) if flagged else ''} (figures in {run.fairness})")
+        if audit.get("mitigation"):
+            render.print_mitigation(console, audit["mitigation"])
     console.print(f"run folder: [bold]{run.path}[/] (report: {run.report})")
     tracking = run.read_info().get("tracking")
     if tracking:

@@ -165,3 +165,21 @@ def print_audit(console: Console, audit: Audit) -> None:
     for m in model.flagged:
         if m.sentence:
             console.print(f"[red]![/] {m.sentence}")
+
+
+def print_mitigation(console: Console, mitigation: dict[str, Any]) -> None:
+    """A mitigated run's fairness metrics and accuracy before and after, on the test split."""
+    table = Table(title=f"mitigation: {mitigation['method']} (test split, before → after)")
+    for name in ("metric", "group", "before", "after"):
+        table.add_column(name, justify="right" if name in ("before", "after") else "left")
+
+    def shown(value: float | None, flagged: bool | None) -> str:
+        text = "—" if value is None else f"{value:.3f}"
+        return f"[red]{text}[/]" if flagged else text
+
+    for row in mitigation["metrics"]:
+        table.add_row(row["metric"], row["group"], shown(row["before"], row["before_flagged"]),
+                      shown(row["after"], row["after_flagged"]))
+    table.add_row("accuracy", "all", shown(mitigation["accuracy_before"], False),
+                  shown(mitigation["accuracy_after"], False))
+    console.print(table)

@@ -8,12 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
+from deepwell.config import FairnessConfig
 from deepwell.data.io import TableLike, as_frame
 from deepwell.errors import DataError
 from deepwell.fairness.audit import DataAudit, ModelAudit, audit_classifier, audit_data, audit_regressor
 from deepwell.fairness.groups import group_labels
 
 if TYPE_CHECKING:
+    from deepwell.fairness.thresholds import GroupThresholds
     from deepwell.model import Model
 
 
@@ -23,9 +28,29 @@ class Audit:
     source: str
     data: DataAudit
     model: ModelAudit
+    accuracy: float | None = None  # classification: the share of rows predicted right (what a mitigation costs)
+    mitigation: dict[str, Any] | None = None  # a mitigated model's metrics beside the unmitigated one's (`compare`)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "source": self.source, "data": self.data.to_dict(), "model": self.model.to_dict()}
+        data = {"rows": self.rows, "source": self.source, "accuracy": self.accuracy, "data": self.data.to_dict(),
+                "model": self.model.to_dict()}
+        return data if self.mitigation is None else {**data, "mitigation": self.mitigation}
+
+
+def compare(method: str, before: Audit, after: Audit) -> dict[str, Any]:
+    """Every fairness metric and the accuracy of the unmitigated model (`before`) and the mitigated one (`after`),
+    on the same rows: what the mitigation bought and what it cost."""
+    old = {(m.name, m.group): m for m in before.model.metrics}
+    rows = []
+    for metric in after.model.metrics:
+        was = old.get((metric.name, metric.group))
+        rows.append({"metric": metric.name, "group": metric.group,
+                     "before": None if was is None else was.value, "after": metric.value,
+                     "before_interval": None if was is None else was.interval, "after_interval": metric.interval,
+                     "before_flagged": None if was is None else was.flagged, "after_flagged": metric.flagged})
+    cost = None if before.accuracy is None or after.accuracy is None else before.accuracy - after.accuracy
+    return {"method": method, "accuracy_before": before.accuracy, "accuracy_after": after.accuracy,
+            "accuracy_cost": cost, "metrics": rows}
 
 
 def audit_model(model: Model, data: TableLike, sensitive: Sequence[str], *, favourable: str | None = None,
@@ -54,7 +79,27 @@ def audit_model(model: Model, data: TableLike, sensitive: Sequence[str], *, favo
     data_audit = audit_data(groups, frame[model.target], inputs, favourable, population)
     model_audit = audit_classifier(groups, frame[model.target], predictions.predictions, favourable, privileged,
                                    seed=seed)
-    return Audit(len(frame), source, data_audit, model_audit)
+    truth = frame[model.target].astype(str).to_numpy()
+    accuracy = float(np.mean(truth == np.asarray([str(p) for p in predictions.predictions])))
+    return Audit(len(frame), source, data_audit, model_audit, accuracy)
+
+
+def fit_model_thresholds(model: Model, validation: pd.DataFrame, fairness: FairnessConfig) -> GroupThresholds:
+    """`--mitigate threshold`: group thresholds on the favourable class's probability, fitted on the validation
+    rows (never the test rows the audit reports on)."""
+    from deepwell.fairness.thresholds import fit_thresholds
+    from deepwell.inference.predict import predict_frame
+
+    classes = [str(c) for c in model.classes_]
+    favourable = classes[-1] if fairness.favourable is None else str(fairness.favourable)
+    if favourable not in classes:
+        raise DataError(f"favourable outcome {favourable!r} is not one of the model's classes: {', '.join(classes)}.")
+    frame = validation[validation[model.target].notna()]
+    outputs = predict_frame(model, frame, "the validation split", keep_going=False).outputs
+    favoured = frame[model.target].astype(str).to_numpy() == favourable
+    return fit_thresholds(outputs[:, classes.index(favourable)], favoured,
+                          group_labels(frame, fairness.sensitive), fairness.sensitive, favourable,
+                          fairness.constraint)
 
 
 def parse_population(values: Sequence[str]) -> dict[str, float]:

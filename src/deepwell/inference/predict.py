@@ -108,7 +108,24 @@ def predict_frame(model: Model, frame: pd.DataFrame, source: str = "data", base_
         outputs[positions] = np.nan
         for position, reason in zip(positions.tolist(), by_index.values(), strict=True):
             errors[position] = reason
-    return from_outputs(model, outputs, errors)
+    return with_thresholds(model, frame, from_outputs(model, outputs, errors))
+
+
+def with_thresholds(model: Model, frame: pd.DataFrame, predictions: Predictions) -> Predictions:
+    """The labels of a model trained with `--mitigate threshold` follow its group thresholds where the table has the
+    sensitive column(s) (fairness/thresholds.py); the probabilities stay the network's. Otherwise unchanged."""
+    rules = model.thresholds
+    if rules is None or predictions.task.is_regression or any(c not in frame.columns for c in rules.sensitive):
+        return predictions
+    from deepwell.fairness.groups import group_labels
+
+    classes = [str(c) for c in predictions.classes]
+    favourable = classes.index(rules.favourable)
+    chosen = rules.favourable_chosen(np.nan_to_num(predictions.outputs[:, favourable]),
+                                     group_labels(frame, rules.sensitive))
+    labels = np.where(chosen, predictions.classes[favourable], predictions.classes[1 - favourable]).astype(object)
+    labels[[e is not None for e in predictions.errors]] = None
+    return Predictions(predictions.task, predictions.classes, predictions.outputs, labels, predictions.errors)
 
 
 def row_namer(source: str) -> Callable[[Any], str]:

@@ -7,7 +7,6 @@ data alone and loading never runs code from the model folder (`build_network`).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -66,7 +65,7 @@ class TabularNetwork(nn.Module):
         """The network an architecture dict describes: one network, or an ensemble when `ensemble_size` > 1."""
         model = {"ensemble_size": 1, **architecture["model"]}  # saved before ensembles existed: one network
         return build_network(architecture["inputs"], ModelConfig.model_validate(model), int(architecture["output_dim"]),
-                             architecture.get("members"))
+                             architecture.get("members"), architecture.get("member_weights"))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         encoded = [encoder(batch[key]) for key, encoder in self.encoders.items()]
@@ -83,10 +82,12 @@ class EnsembleNetwork(nn.Module):
     probability, so `softmax` gives the average — so prediction, serving and export need nothing new.
 
     `architecture["members"]` holds each member's model settings (they may differ: the preset varies the
-    architectures), so a saved ensemble is rebuilt from data alone.
+    architectures), so a saved ensemble is rebuilt from data alone. `weights` (summing to 1; default equal) weigh
+    the members' average — a fairness reduction's mixture (fairness/reductions.py) is one such ensemble.
     """
 
-    def __init__(self, networks: list[TabularNetwork], config: ModelConfig) -> None:
+    def __init__(self, networks: list[TabularNetwork], config: ModelConfig,
+                 weights: list[float] | None = None) -> None:
         """An ensemble of `networks` (trained ones are used as they are, not copied)."""
         super().__init__()
         first = networks[0].architecture
@@ -94,22 +95,28 @@ class EnsembleNetwork(nn.Module):
                              "model": config.model_copy(update={"ensemble_size": len(networks)}).model_dump(
                                  mode="json"),
                              "members": [n.architecture["model"] for n in networks]}
+        if weights is not None:
+            self.architecture["member_weights"] = [float(w) for w in weights]
         self.members = nn.ModuleList(networks)
         self.regression = int(first["output_dim"]) == 1
+        shares = torch.full((len(networks),), 1 / len(networks)) if weights is None else torch.tensor(weights)
+        self.register_buffer("log_weights", shares.float().log().view(-1, 1, 1), persistent=False)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         outputs = torch.stack([member(batch).float() for member in self.members])
         if self.regression:
-            return outputs.mean(dim=0)
-        return torch.logsumexp(outputs.log_softmax(dim=-1), dim=0) - math.log(len(self.members))
+            return (outputs * self.log_weights.exp()).sum(dim=0)
+        return torch.logsumexp(outputs.log_softmax(dim=-1) + self.log_weights, dim=0)
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
 def build_network(inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int,
-                  members: list[dict[str, Any]] | None = None) -> TabularNetwork | EnsembleNetwork:
-    """One network, or the ensemble `members` describes (a saved architecture's member settings)."""
+                  members: list[dict[str, Any]] | None = None,
+                  weights: list[float] | None = None) -> TabularNetwork | EnsembleNetwork:
+    """One network, or the ensemble `members` describes (a saved architecture's member settings and weights)."""
     if not members:
         return TabularNetwork(inputs, config, output_dim)
-    return EnsembleNetwork([TabularNetwork(inputs, ModelConfig.model_validate(m), output_dim) for m in members], config)
+    return EnsembleNetwork([TabularNetwork(inputs, ModelConfig.model_validate(m), output_dim) for m in members], config,
+                           weights)

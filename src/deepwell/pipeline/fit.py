@@ -45,6 +45,7 @@ class Fitted:
     train: TensorData  # the tensors trained and validated on (scoring re-uses them)
     validation: TensorData
     members: list[FitResult] = field(default_factory=list)  # an ensemble's members, in training order
+    unmitigated: TabularNetwork | None = None  # --mitigate reductions: the network trained without it
 
     def meta(self) -> dict[str, Any]:
         config = self.config
@@ -97,6 +98,8 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
                         progress=False, checkpoint=None, resume=False)[1]
 
     config = resolve_periodic_scale(config, len(validation.target), bool(preprocessor.numeric_names()), train_for)
+    if config.fairness.mitigate == "reductions":
+        return _fit_reductions(config, preprocessor, splits, train, validation, callbacks, progress)
     members = member_configs(config)
     networks, results = [], []
     for index, member in enumerate(members):
@@ -132,6 +135,57 @@ def _fit_one(config: Config, preprocessor: Preprocessor, train: TensorData, vali
                       class_weights=class_weights(config, train.target.numpy(), outputs), callbacks=chain)
     result = trainer.fit(train, validation, resume_from=checkpoint if resume else None)
     return network.eval(), result, str(trainer.device)
+
+
+def _fit_reductions(config: Config, preprocessor: Preprocessor, splits: Splits, train: TensorData,
+                    validation: TensorData, callbacks: Sequence[Callback], progress: bool) -> Fitted:
+    """`--mitigate reductions`: one network trained as usual (early-stopped; the run's unmitigated comparison), then
+    fairlearn's ExponentiatedGradient over networks trained for as many epochs with its labels and weights; the
+    mixture it keeps is the model (fairness/reductions.py)."""
+    from deepwell.fairness.groups import group_labels
+    from deepwell.fairness.reductions import exponentiated_gradient
+
+    _seed(config.training.seed)
+    first, result, device = _fit_one(config, preprocessor, train, validation, 2, callbacks, progress, None, False)
+    trainer = _RowTrainer(config, preprocessor, train, max(1, result.best_epoch), torch.device(device))
+    networks, weights = exponentiated_gradient(group_labels(splits.train, config.fairness.sensitive),
+                                               train.target.numpy(), config.fairness.constraint, trainer)
+    config = config.model_copy(deep=True)
+    config.model.ensemble_size = len(networks)
+    mixture = EnsembleNetwork(networks, config.model, weights).to(device).eval()
+    baseline = fit_baseline(config.task, train.target.numpy(), 2)
+    return Fitted(config, preprocessor, mixture, result, baseline, device, train, validation, unmitigated=first)
+
+
+@dataclass
+class _RowTrainer:
+    """ExponentiatedGradient's networks: trained on rows of the training tensors with its labels and weights, for the
+    epochs the unconstrained network needed (its labels are not the validation split's, so nothing to stop on)."""
+
+    config: Config
+    preprocessor: Preprocessor
+    train: TensorData
+    epochs: int
+    device: torch.device
+
+    def fit(self, rows: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> TabularNetwork:
+        index = torch.tensor(rows)
+        data = TensorData({k: v[index] for k, v in self.train.inputs.items()}, torch.tensor(labels),
+                          torch.tensor(weights, dtype=torch.float32))
+        check = TensorData({k: v[:2000] for k, v in data.inputs.items()}, data.target[:2000])
+        config = self.config.model_copy(deep=True)
+        config.training.epochs, config.training.patience = self.epochs, self.epochs
+        config.training.class_weight = "none"  # the reduction's weights carry the costs
+        return _fit_one(config, self.preprocessor, data, check, 2, [], False, None, False)[0]
+
+    def decide(self, network: torch.nn.Module, rows: np.ndarray) -> np.ndarray:
+        from deepwell.inference.network import network_outputs
+
+        inputs = {k: v[torch.tensor(rows)] for k, v in self.train.inputs.items()}
+        return network_outputs(network, inputs, self.config.task, self.device).argmax(axis=1)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RowTrainer:  # scikit-learn's clone copies parameters: share
+        return self
 
 
 def _seed(seed: int) -> None:

@@ -138,6 +138,9 @@ def resolve_config(frame: pd.DataFrame, config: Config, source: str) -> Config:
         config.task = infer_task(frame[config.target], config.target)
         if not config.task.is_regression:
             _check_labels(frame, config, source)
+    if config.fairness.mitigate in ("threshold", "reductions") and config.task != Task.BINARY:
+        raise ConfigError(f"fairness.mitigate {config.fairness.mitigate!r} needs a target with two classes; "
+                          f"{config.target!r} is a {config.task.value} target. Use reweigh instead.")
     return config
 
 

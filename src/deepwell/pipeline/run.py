@@ -17,7 +17,7 @@ from deepwell.data.io import TableLike
 from deepwell.data.profile import run_profile
 from deepwell.errors import DataError
 from deepwell.features.pipeline import Preprocessor
-from deepwell.inference.predict import from_outputs
+from deepwell.inference.predict import from_outputs, with_thresholds
 from deepwell.model import Model
 from deepwell.pipeline.fit import Fitted, fit, fit_preprocessor
 from deepwell.pipeline.prepare import ConfigLike, Prepared, prepare, prepare_again
@@ -128,6 +128,36 @@ def _preprocessor(run: RunFolder, prepared: Prepared, resume: bool) -> Preproces
     return preprocessor
 
 
+def _audit(run: RunFolder, prepared: Prepared, model: Model, fitted: Fitted) -> None:
+    """fairness.json: the bias audit of the test split; with a mitigation, beside the unmitigated model's."""
+    from deepwell.fairness.run import audit_model, compare
+
+    fairness = prepared.config.fairness
+    if not fairness.sensitive or not len(prepared.splits.test):
+        return
+
+    def audit_of(audited: Model):
+        return audit_model(audited, prepared.splits.test, fairness.sensitive, favourable=fairness.favourable,
+                           privileged=fairness.privileged)
+
+    audit = audit_of(model)
+    if fairness.mitigate != "none":
+        audit.mitigation = compare(fairness.mitigate, audit_of(_unmitigated(prepared, model, fitted)), audit)
+    write_json(run.fairness, audit.to_dict())
+
+
+def _unmitigated(prepared: Prepared, model: Model, fitted: Fitted) -> Model:
+    """What the run would have trained without its mitigation: the same network without its thresholds, the network
+    a reduction trained first, or (reweigh) a network trained on the same splits, preprocessing and seeds."""
+    if prepared.config.fairness.mitigate == "threshold":
+        return Model(model.preprocessor, model.network, model.meta)
+    if fitted.unmitigated is not None:
+        return Model(model.preprocessor, fitted.unmitigated, model.meta)
+    config = prepared.config.model_copy(deep=True)
+    config.fairness.mitigate = "none"
+    return fit(config, prepared.splits, preprocessor=model.preprocessor).model()
+
+
 def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, tracker: MlflowTracker) -> Model:
     """Every result into the run folder, then the report and the tracker."""
     from deepwell.monitoring.profile import build_profile
@@ -139,7 +169,12 @@ def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, 
     write_text(run.config, settled.to_yaml())
     model = fitted.model(run.path)
     model.metrics, model.diagnosis = scored.metrics, scored.diagnosis
-    held_out = None if scored.test_outputs is None else from_outputs(model, scored.test_outputs)
+    if prepared.config.fairness.mitigate == "threshold":
+        from deepwell.fairness.run import fit_model_thresholds
+
+        model.thresholds = fit_model_thresholds(model, prepared.splits.validation, prepared.config.fairness)
+    held_out = None if scored.test_outputs is None else with_thresholds(
+        model, prepared.splits.test, from_outputs(model, scored.test_outputs))
     model.reference = build_profile(model.preprocessor, model.task, prepared.splits.train, held_out)
     model.save(run.model)
     history = fitted.result.history_frame()
@@ -149,13 +184,7 @@ def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, 
     save(learning_curves(history, scored.metrics.primary_metric), run.learning_curves)
     if scored.test_outputs is not None:
         held_out.table(prepared.splits.test).to_csv(run.predictions, index=False)
-    fairness = prepared.config.fairness
-    if fairness.sensitive and len(prepared.splits.test):
-        from deepwell.fairness.run import audit_model
-
-        audit = audit_model(model, prepared.splits.test, fairness.sensitive, favourable=fairness.favourable,
-                            privileged=fairness.privileged)
-        write_json(run.fairness, audit.to_dict())
+    _audit(run, prepared, model, fitted)
     stop = fitted.result.stop_reason
     status = RunStatus.INTERRUPTED if stop == StopReason.INTERRUPTED else RunStatus.FINISHED
     run.write_info(status=status.value, stop_reason=stop.value)

@@ -32,4 +32,23 @@ def render_fairness(data: dict[str, Any]) -> str:
                          "" if m["interval"] is None else f"{m['interval'][0]:.3f} – {m['interval'][1]:.3f}",
                          "flagged" if m["flagged"] else "ok") for m in model["metrics"]]))
     parts += [f'<p class="bad">{esc(m["sentence"])}</p>' for m in model["metrics"] if m["flagged"] and m["sentence"]]
+    if data.get("mitigation"):
+        parts.append(render_mitigation(data["mitigation"]))
     return "".join(parts)
+
+
+def render_mitigation(mitigation: dict[str, Any]) -> str:
+    """Every metric of the unmitigated and the mitigated model on the same test rows, and the accuracy it cost."""
+    def interval(pair: list[float] | None) -> str:
+        return "" if pair is None else f" ({pair[0]:.3f} – {pair[1]:.3f})"
+
+    def shown(value: float | None, pair: list[float] | None, flagged: bool | None) -> str:
+        return "—" if value is None else f"{value:.3f}{interval(pair)}{' flagged' if flagged else ''}"
+
+    rows = [(m["metric"], m["group"], shown(m["before"], m["before_interval"], m["before_flagged"]),
+             shown(m["after"], m["after_interval"], m["after_flagged"])) for m in mitigation["metrics"]]
+    rows.append(("accuracy", "all", f"{mitigation['accuracy_before']:.4f}", f"{mitigation['accuracy_after']:.4f}"))
+    cost = mitigation["accuracy_cost"]
+    words = (f"cost {cost:.2%} of accuracy" if cost > 0 else f"changed accuracy by {-cost:+.2%}")
+    return (f"<h3>Mitigation: {esc(mitigation['method'])}</h3><p>Before: the model trained without it, on the same "
+            f"test rows. The mitigation {words}.</p>" + table(["metric", "group", "before", "after"], rows))

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from deepwell.errors import ModelFileError
 from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.results import RunMetrics
+from deepwell.fairness.thresholds import GroupThresholds
 from deepwell.features.pipeline import Preprocessor
 from deepwell.models.network import TabularNetwork
 from deepwell.monitoring.profile import ReferenceProfile
@@ -28,6 +29,7 @@ FORMAT_VERSION = 1
 FILES = ("meta.json", "architecture.json", "preprocessor.json", "weights.safetensors")
 METRICS, DIAGNOSIS = "metrics.json", "diagnosis.json"  # optional: what the model scored when it was trained
 REFERENCE = "reference.json"  # optional: the training data's profile that drift is measured against
+THRESHOLDS = "fairness_thresholds.json"  # optional: group-specific decision thresholds (--mitigate threshold)
 
 
 @dataclass
@@ -38,11 +40,12 @@ class SavedModel:
     metrics: RunMetrics | None = None
     diagnosis: Diagnosis | None = None
     reference: ReferenceProfile | None = None
+    thresholds: GroupThresholds | None = None
 
 
 def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNetwork, meta: dict[str, Any],
                       metrics: RunMetrics | None = None, diagnosis: Diagnosis | None = None,
-                      reference: ReferenceProfile | None = None) -> None:
+                      reference: ReferenceProfile | None = None, thresholds: GroupThresholds | None = None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.saving")
@@ -61,6 +64,8 @@ def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNe
             write_json(staging / DIAGNOSIS, diagnosis.to_dict())
         if reference is not None:
             write_json(staging / REFERENCE, reference.to_dict())
+        if thresholds is not None:
+            write_json(staging / THRESHOLDS, thresholds.to_dict())
         old = path.with_name(f".{path.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():
@@ -119,7 +124,8 @@ def load_model_folder(path: str | Path) -> SavedModel:
     network.eval()
     return SavedModel(preprocessor, network, meta, _optional(folder, METRICS, RunMetrics.from_dict),
                       _optional(folder, DIAGNOSIS, Diagnosis.from_dict),
-                      _optional(folder, REFERENCE, ReferenceProfile.from_dict))
+                      _optional(folder, REFERENCE, ReferenceProfile.from_dict),
+                      _optional(folder, THRESHOLDS, GroupThresholds.from_dict))
 
 
 def _optional(folder: Path, name: str, parse: Any) -> Any:
