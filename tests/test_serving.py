@@ -63,7 +63,8 @@ def adult(adult_csv, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(adult):
-    with Server(create_app(adult[0], "adult", Limits(max_body_bytes=200_000, max_rows=100))) as running:
+    limits = Limits(max_body_bytes=200_000, max_rows=100, max_explain_rows=5)
+    with Server(create_app(adult[0], "adult", limits)) as running:
         yield running
 
 
@@ -98,6 +99,34 @@ def test_tritonclient_gets_the_offline_predictions(adult, server, binary):
     np.testing.assert_allclose(result.as_numpy("probabilities"), model.predict_proba(rows), atol=1e-6)
     labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")]
     assert labels == [str(v) for v in model.predict(rows)]
+
+
+def test_the_explain_route_takes_an_infer_request_and_gives_the_offline_attributions(adult, server):
+    """Next to infer, with the same input format: each input column's attribution per row, summing to the output
+    minus the baseline's, equal to Model.explain offline."""
+    from deepwell.serving.schema import input_columns
+
+    model, rows = adult
+    inputs = []
+    for column in input_columns(model):
+        values = rows[column.name].head(3)
+        data = values.astype(float).tolist() if column.datatype == "FP64" else \
+            ["" if pd.isna(v) else str(v) for v in values]
+        inputs.append({"name": column.name, "shape": [3], "datatype": column.datatype, "data": data})
+    answer = requests.post(f"http://{server.url}/v2/models/adult/explain", json={"inputs": inputs}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    outputs = {o["name"]: o for o in answer.json()["outputs"]}
+    assert outputs["columns"]["data"] == model.input_columns and outputs["attributions"]["shape"] == [
+        3, len(model.input_columns)]
+    values = np.array(outputs["attributions"]["data"]).reshape(3, -1)
+    offline = model.explain(rows.head(3), importance=False)
+    np.testing.assert_allclose(values, offline.attributions.values, atol=1e-6)
+    gap = np.array(outputs["output"]["data"]) - np.array(outputs["baseline_output"]["data"])
+    np.testing.assert_allclose(values.sum(axis=1), gap, atol=2e-3)
+    assert outputs["reasons"]["data"][0].split(" · ")[0] in " ".join(offline.reasons[0])
+    too_many = {"inputs": [{**i, "shape": [6], "data": i["data"][:1] * 6} for i in inputs]}
+    refused = requests.post(f"http://{server.url}/v2/models/adult/explain", json=too_many, timeout=60)
+    assert refused.status_code == 413 and "at most 5 per request" in refused.json()["error"]
 
 
 def test_the_openapi_page_describes_every_input_column(adult, server):

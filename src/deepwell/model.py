@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ from deepwell.runs.layout import RunFolder
 from deepwell.runs.model_files import load_model_folder, save_model_folder
 from deepwell.runtime import use_threads
 from deepwell.task import Task
+
+if TYPE_CHECKING:
+    from deepwell.explain.run import Explanation
 
 
 class Model:
@@ -128,6 +132,17 @@ class Model:
         columns = [sensitive] if isinstance(sensitive, str) else list(sensitive)
         return audit_model(self, data, columns, favourable=favourable, privileged=privileged,
                            population=population)
+
+    def explain(self, data: TableLike, rows: Sequence[int] | None = None, *, importance: bool | None = None,
+                steps: int | None = None) -> Explanation:
+        """Why the model predicts what it does for `rows` of `data` (default: every row, at most 1,000): each input
+        column's Integrated Gradients attribution to the output, the top reasons in words, saliency maps for image
+        and audio columns and, when `data` has the target, permutation importance per column (see
+        `deepwell.explain`). `.frame()` is the table, `.save(folder)` writes the files."""
+        from deepwell.explain.attributions import STEPS
+        from deepwell.explain.run import explain_model
+
+        return explain_model(self, data, rows, steps=steps or STEPS, importance=importance)
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -218,6 +218,8 @@ def serve(
                                                      "process may use).")] = None,
     max_body: Annotated[int, typer.Option(help="Largest request body in bytes.")] = 32 * 2**20,
     max_rows: Annotated[int, typer.Option(help="Most rows per request.")] = 10_000,
+    max_explain_rows: Annotated[int, typer.Option(help="Most rows per explain request (each costs ~32 forward "
+                                                       "passes).")] = 100,
     timeout: Annotated[float, typer.Option(help="Seconds a prediction may take before a 503.")] = 30.0,
     max_batch: Annotated[int, typer.Option(help="Micro-batching: most rows of concurrent requests predicted "
                                                 "together.")] = 256,
@@ -233,8 +235,8 @@ def serve(
     drift_every: Annotated[float, typer.Option(help="Seconds between refreshes of the /metrics drift "
                                                     "gauges.")] = 60.0,
 ) -> None:
-    """Serve MODEL over the Open Inference Protocol (KServe V2 REST), /predict and /invocations; log requests
-    and watch for drift."""
+    """Serve MODEL over the Open Inference Protocol (KServe V2 REST; `/v2/models/NAME/explain` beside infer),
+    /predict and /invocations; log requests and watch for drift."""
     import uvicorn
 
     from deepwell.runtime import available_cpus
@@ -244,7 +246,7 @@ def serve(
 
     limits = Limits(max_body_bytes=max_body, max_rows=max_rows, timeout_s=timeout,
                     token=token or os.environ.get("DEEPWELL_TOKEN") or None, batch_rows=max_batch,
-                    batch_wait_s=batch_wait)
+                    batch_wait_s=batch_wait, max_explain_rows=max_explain_rows)
     log_path = None if no_log else (log or default_log_path(str(model), name))
     monitoring = Monitoring(log=log_path, log_max_bytes=int(log_max_mb * 2**20), refresh_s=drift_every)
     threads = threads or max(1, available_cpus() // workers)  # workers × threads never exceed the CPUs
@@ -320,6 +322,34 @@ def audit(
     render.print_audit(console, result)
     write_json(out, result.to_dict())
     console.print(f"{len(result.model.flagged)} metric(s) flagged; figures in {out}")
+
+
+@app.command()
+def explain(
+    model: ModelArg,
+    data: DataArg,
+    rows: Annotated[str | None, typer.Option(help="Rows to explain (positions from 0): 0,5,10-19. Default: all, "
+                                                  "at most 1,000.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for explanations.csv, importance.csv and .png, tokens.json, "
+                                           "saliency/.")] = Path("explanations"),
+    importance: Annotated[bool, typer.Option(help="Permutation importance per column (needs the target in "
+                                                  "DATA; on by default when it is there).")] = True,
+    steps: Annotated[int, typer.Option(help="Integrated Gradients steps on the path from the baseline.",
+                                       min=4, max=512)] = 32,
+) -> None:
+    """Explain MODEL's predictions on DATA: each input column's Integrated Gradients attribution per row (from a
+    stated baseline) with the top reasons in words, saliency maps for image and audio columns, and permutation
+    importance per column with 95% intervals when DATA has the target."""
+    import deepwell
+    from deepwell.cli import render
+    from deepwell.explain.run import explain_model, parse_rows
+
+    result = explain_model(deepwell.load(model), data, parse_rows(rows), steps=steps,
+                           importance=None if importance else False)
+    render.print_explanation(console, result)
+    folder = result.save(out)
+    console.print(f"explanations of {len(result.rows)} row(s) in {folder / 'explanations.csv'}"
+                  + (f"; importance in {folder / 'importance.csv'}" if result.importance is not None else ""))
 
 
 @app.command()

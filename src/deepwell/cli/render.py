@@ -11,6 +11,7 @@ from rich.table import Table
 from deepwell.data.inference import ColumnProfile
 from deepwell.evaluation.diagnosis import Diagnosis, Verdict
 from deepwell.evaluation.results import SplitScores, TrainingFacts, better
+from deepwell.explain.run import Explanation
 from deepwell.fairness.run import Audit
 from deepwell.monitoring.drift import DriftReport
 from deepwell.task import Task
@@ -183,3 +184,21 @@ def print_mitigation(console: Console, mitigation: dict[str, Any]) -> None:
     table.add_row("accuracy", "all", shown(mitigation["accuracy_before"], False),
                   shown(mitigation["accuracy_after"], False))
     console.print(table)
+
+
+def print_explanation(console: Console, explanation: Explanation, shown: int = 10) -> None:
+    """The top reasons of the first rows, and the importance table."""
+    a = explanation.attributions
+    table = Table(title=f"why (Integrated Gradients; first {min(shown, len(explanation.rows))} of "
+                        f"{len(explanation.rows)} rows)")
+    for name in ("row", "prediction", "output", "baseline", "top reasons"):
+        table.add_column(name, justify="right" if name in ("row", "output", "baseline") else "left")
+    for i in range(min(shown, len(explanation.rows))):
+        table.add_row(str(explanation.rows[i]), str(explanation.predictions[i]), f"{a.explained[i]}={a.output[i]:.3g}",
+                      f"{a.baseline_output[i]:.3g}", "\n".join(explanation.reasons[i]))
+    console.print(table)
+    if explanation.importance is not None:
+        found = explanation.importance
+        console.print(frame_table(found.table.drop(columns=["repeats"]).round(4),
+                                  f"permutation importance ({found.metric} {found.score:.4f} as given; "
+                                  f"{int(found.table['repeats'].iloc[0])} repeats)"))

@@ -33,6 +33,10 @@ class BinaryFeature(Feature):
     def output_names(self) -> list[str]:
         return [self.name, f"{self.name}__missing"] if self.indicator else [self.name]
 
+    def baseline(self) -> list[float]:
+        """What explanations start from: halfway between the two values (where an unknown one is coded)."""
+        return [0.5, 0.0] if self.indicator else [0.5]
+
     def get_state(self) -> dict[str, Any]:
         return {"levels": self.levels, "indicator": self.indicator}
 

@@ -38,6 +38,7 @@ from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_respo
 from deepwell.serving.recorder import Monitoring, Recorder
 from deepwell.serving.schema import (
     columns_from_tensors,
+    explanation_tensors,
     input_columns,
     output_metadata,
     output_tensors,
@@ -60,6 +61,7 @@ class Limits:
     token: str | None = None
     batch_rows: int = 256  # micro-batching: rows predicted together at most
     batch_wait_s: float = 0.0  # how long the first request of a batch waits for others (0: only those queued)
+    max_explain_rows: int = 100  # an explanation costs ~32 forward passes per row
 
 
 class ClientError(Exception):
@@ -98,6 +100,25 @@ class Predictor:
         predictions.raise_for_errors()
         self.recorder.record(table.rows, frame, predictions, time.perf_counter() - started)
         return predictions
+
+    async def explain(self, table: Received):
+        """Integrated Gradients for the request's rows, on the predicting thread (one model user at a time)."""
+        from deepwell.explain.run import explain_model
+        from deepwell.inference.predict import with_file_contents
+
+        if len(table.frame) > self.limits.max_explain_rows:
+            raise ClientError(413, f"{len(table.frame)} rows to explain; at most {self.limits.max_explain_rows} per "
+                                   "request")
+        self.model.preprocessor.check_columns(table.frame, "the request")
+        frame = with_file_contents(self.model, table.frame)[self.model.input_columns]
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self.executor, lambda: explain_model(self.model, frame, importance=False,
+                                                                         maps=False))
+        try:
+            return await asyncio.wait_for(work, self.limits.timeout_s)
+        except TimeoutError:
+            raise ClientError(503, f"the explanation took longer than {self.limits.timeout_s:g} s "
+                                   "(the server's --timeout)") from None
 
 
 class Guard:
@@ -221,6 +242,28 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None,
                 raise ClientError(400, f"unknown output(s) {missing}; the model gives {list(outputs)}")
             outputs = {o: outputs[o] for o in parsed.outputs}
         content, header = encode_response(name, parsed, outputs, VERSION)
+        headers = {HEADER_LENGTH: str(header)} if header is not None else None
+        media = "application/octet-stream" if header is not None else "application/json"
+        return Response(content, media_type=media, headers=headers)
+
+    @app.post("/v2/models/{model_name}/explain")
+    @app.post("/v2/models/{model_name}/versions/{model_version}/explain")
+    async def explain(model_name: str, request: Request, model_version: str = VERSION) -> Response:
+        """The infer request's format; the outputs are each input column's Integrated Gradients attribution
+        (`attributions` [rows, columns], named by `columns`), the output explained, its value and the baseline's,
+        the prediction and the top reasons in words."""
+        check_model(model_name)
+        body = await _body(request, limits)
+        try:
+            parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
+            table = Received.of_columns(columns_from_tensors(predictor.columns, parsed.inputs, limits.max_rows))
+        except ProtocolError as exc:
+            raise ClientError(400, str(exc)) from None
+        try:
+            found = await predictor.explain(table)
+        except DeepwellError as exc:
+            raise ClientError(400, str(exc)) from None
+        content, header = encode_response(name, parsed, explanation_tensors(found), VERSION)
         headers = {HEADER_LENGTH: str(header)} if header is not None else None
         media = "application/octet-stream" if header is not None else "application/json"
         return Response(content, media_type=media, headers=headers)

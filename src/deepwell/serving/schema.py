@@ -113,3 +113,17 @@ def output_tensors(model: Model, predictions) -> dict[str, tuple[str, np.ndarray
         return {"value": ("FP64", np.asarray(predictions.predictions, dtype=np.float64))}
     labels = np.array([str(v) for v in predictions.predictions], dtype=object)
     return {"label": ("BYTES", labels), "probabilities": ("FP64", np.asarray(predictions.outputs, np.float64))}
+
+
+def explanation_tensors(explanation) -> dict[str, tuple[str, np.ndarray]]:
+    """An explanation (`deepwell.explain.run.Explanation`) as Open Inference Protocol output tensors."""
+    a = explanation.attributions
+
+    def text(values) -> np.ndarray:
+        return np.array([str(v) for v in values], dtype=object)
+
+    return {"attributions": ("FP64", np.asarray(a.values, np.float64)), "columns": ("BYTES", text(a.columns)),
+            "explained": ("BYTES", text(a.explained)), "output": ("FP64", np.asarray(a.output, np.float64)),
+            "baseline_output": ("FP64", np.asarray(a.baseline_output, np.float64)),
+            "prediction": ("BYTES", text(explanation.predictions)),
+            "reasons": ("BYTES", text(" · ".join(r) for r in explanation.reasons))}
