@@ -17,7 +17,7 @@ from deepwell.reports.build import SECTIONS
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ALWAYS = ["overview", "data", "configuration", "learning-curves", "evaluation", "predictions", "diagnosis",
-          "data-curve", "fairness"]
+          "data-curve", "fairness", "explanations"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def test_every_run_writes_a_self_contained_report(classifier):
     assert "<script" not in page
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)
     assert {"learning curves", "confusion matrix", "ROC and precision-recall curves",
-            "class balance per split"} <= set(images)
+            "class balance per split", "importance"} <= set(images)
+    assert "Permutation importance on the test split" in page and "Integrated Gradients on" in page
     assert "barolo" in page and "trainable parameters" in page and "Not computed for this run yet" in page
 
 

@@ -516,3 +516,36 @@ def test_a_load_of_2000_requests_at_concurrency_32_has_no_5xx_and_the_offline_pr
     wrong = [(i, status, got) for i, status, got in answers
              if i % 50 != 49 and (status, got) != (200, expected[i % len(rows)])]
     assert wrong == []
+
+
+def test_a_threshold_mitigated_model_reads_its_sensitive_column_as_an_optional_input(tmp_path):
+    """Trained with --mitigate threshold --exclude-sensitive: the group is no input of the network, yet the server
+    takes it and applies the group thresholds, as Model.predict does; without it the network's own labels."""
+    rng = np.random.default_rng(0)
+    group = rng.choice(["a", "b"], 1500, p=[0.6, 0.4])
+    skill = rng.normal(size=1500)
+    proxy = skill + np.where(group == "a", 0.8, -0.8)  # the model sees the group through the proxy
+    frame = pd.DataFrame({"group": group, "proxy": proxy,
+                          "label": np.where(proxy + rng.normal(0, 0.5, 1500) > 0, "yes", "no")})
+    model = dw.train(frame, "label", output=tmp_path, quiet=True, track=False, config={
+        "training": {"epochs": 4}, "fairness": {"sensitive": ["group"], "mitigate": "threshold",
+                                                "exclude_sensitive": True}})
+    assert model.input_columns == ["proxy"] and model.thresholds is not None
+    rows = frame.head(60)
+    with Server(create_app(model, "hiring")) as running:
+        client = httpclient.InferenceServerClient(running.url)
+        assert [i["name"] for i in client.get_model_metadata("hiring")["inputs"]] == ["proxy", "group"]
+
+        def labels(columns: list[str]) -> list[str]:
+            tensors = []
+            for name in columns:
+                data = rows[name].to_numpy(np.float64) if name == "proxy" else \
+                    np.array([g.encode() for g in rows[name]], dtype=np.object_)
+                tensor = httpclient.InferInput(name, [len(rows)], "FP64" if name == "proxy" else "BYTES")
+                tensor.set_data_from_numpy(data)
+                tensors.append(tensor)
+            return [v.decode() for v in client.infer("hiring", tensors).as_numpy("label")]
+
+        with_group, without = labels(["proxy", "group"]), labels(["proxy"])
+    assert with_group == list(model.predict(rows)) and without == list(model.predict(rows[["proxy"]]))
+    assert with_group != without

@@ -57,7 +57,9 @@ def test_run_is_logged_with_params_epoch_metrics_tags_and_artifacts(tracked, sto
     assert tags["data.sha256"]
     logged = {a.path for a in client.list_artifacts(run.info.run_id, "run")}
     assert {"run/report.html", "run/metrics.json", "run/profile.json", "run/config.yaml",
-            "run/history.csv"} <= logged
+            "run/history.csv", "run/explanations.json", "run/explanations"} <= logged
+    explained = {a.path for a in client.list_artifacts(run.info.run_id, "run/explanations")}
+    assert {"run/explanations/explanations.csv", "run/explanations/importance.csv"} <= explained
     assert "run/checkpoint.safetensors" not in logged
 
 

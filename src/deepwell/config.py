@@ -123,6 +123,14 @@ class ColumnConfig(_Strict):
     in_memory: bool | None = Field(None, description="file columns: decided by files_in_memory when training")
 
 
+class ExplainConfig(_Strict):
+    """The explanation a training run ends with (explanations.json and explanations/ in the run folder)."""
+
+    enabled: bool = Field(True, description="explain the test split after training: permutation importance per "
+                          "column, Integrated Gradients for its first rows (skipped without captum)")
+    rows: int = Field(100, ge=1, le=1000, description="test rows whose predictions are explained one by one")
+
+
 class FairnessConfig(_Strict):
     """The bias audit a training run ends with, and its mitigation."""
 
@@ -262,6 +270,7 @@ class Config(_Strict):
         "skip", description="an unreadable image/audio file: skip its row (listed in the run folder) or stop")
     split: SplitConfig = Field(default_factory=SplitConfig)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
 

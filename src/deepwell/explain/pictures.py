@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
     from deepwell.explain.importance import Importance
     from deepwell.explain.run import Explanation
 
@@ -17,21 +20,26 @@ SCALE = 4  # spectrograms are small (64 mel bands): drawn this many times larger
 
 
 def importance_chart(importance: Importance, path: Path) -> None:
-    from matplotlib.figure import Figure
-
     from deepwell.reports.plots import save
 
-    table = importance.table.iloc[::-1]
+    save(importance_figure(importance.table, importance.metric), path)
+
+
+def importance_figure(table: pd.DataFrame, metric: str) -> Figure:
+    """Horizontal bars, the most important column on top, with the 95% intervals as error bars."""
+    from matplotlib.figure import Figure
+
+    table = table.iloc[::-1]
     fig = Figure(figsize=(6.4, 1.2 + 0.32 * len(table)))
     ax = fig.subplots()
     ax.barh(table["column"], table["importance"], xerr=[table["importance"] - table["low"],
                                                         table["high"] - table["importance"]],
             color="#3b6fb6", capsize=3)
-    worse = "higher RMSE" if importance.metric == "rmse" else "lower accuracy"
+    worse = "higher RMSE" if metric == "rmse" else "lower accuracy"
     ax.set_xlabel(f"{worse} when the column is shuffled (95% interval)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    save(fig, path)
+    return fig
 
 
 def saliency_overlay(background: np.ndarray, saliency: np.ndarray, flip: bool = False) -> Image.Image:  # noqa: F821

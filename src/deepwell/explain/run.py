@@ -119,6 +119,8 @@ def _shown(value: Any) -> str:
         return "(missing)"
     if isinstance(value, (bytes, bytearray)):
         return f"({len(value):,} bytes)"
+    if hasattr(value, "source"):  # a file decoded while training (LoadedFile)
+        return Path(str(value.source)).name
     if isinstance(value, (float, np.floating)):
         return f"{value:.4g}"
     text = str(value)

@@ -146,6 +146,24 @@ def _audit(run: RunFolder, prepared: Prepared, model: Model, fitted: Fitted) -> 
     write_json(run.fairness, audit.to_dict())
 
 
+def _explain(run: RunFolder, prepared: Prepared, model: Model) -> None:
+    """explanations.json and explanations/: permutation importance on the test split, Integrated Gradients for its
+    first rows (`explain.rows`); a note instead when captum is not installed."""
+    import importlib.util
+
+    settings, test = prepared.config.explain, prepared.splits.test
+    if not settings.enabled or not len(test):
+        return
+    if importlib.util.find_spec("captum") is None:
+        write_json(run.explanations, {"skipped": "captum is not installed: pip install 'deepwell[explain]'"})
+        return
+    from deepwell.explain.run import explain_model
+
+    found = explain_model(model, test, range(min(settings.rows, len(test))), importance=True)
+    found.save(run.explanations_folder)
+    write_json(run.explanations, found.to_dict())
+
+
 def _unmitigated(prepared: Prepared, model: Model, fitted: Fitted) -> Model:
     """What the run would have trained without its mitigation: the same network without its thresholds, the network
     a reduction trained first, or (reweigh) a network trained on the same splits, preprocessing and seeds."""
@@ -185,6 +203,7 @@ def _finish(run: RunFolder, prepared: Prepared, fitted: Fitted, scored: Scored, 
     if scored.test_outputs is not None:
         held_out.table(prepared.splits.test).to_csv(run.predictions, index=False)
     _audit(run, prepared, model, fitted)
+    _explain(run, prepared, model)
     stop = fitted.result.stop_reason
     status = RunStatus.INTERRUPTED if stop == StopReason.INTERRUPTED else RunStatus.FINISHED
     run.write_info(status=status.value, stop_reason=stop.value)

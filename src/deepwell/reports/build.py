@@ -20,6 +20,7 @@ from deepwell.errors import ModelFileError
 from deepwell.evaluation.results import RunMetrics, better
 from deepwell.reports import plots
 from deepwell.reports.diagnosis import render_data_curve, render_diagnosis
+from deepwell.reports.explanations import render_explanations
 from deepwell.reports.fairness import render_fairness
 from deepwell.reports.page import esc, figure, page, table
 from deepwell.runs.files import write_text
@@ -175,7 +176,8 @@ def later(name: str, command: str) -> Callable[[RunFiles], str]:
 
 SLOT_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {RunFolder.DIAGNOSIS: render_diagnosis,
                                                                RunFolder.DATA_CURVE: render_data_curve,
-                                                               RunFolder.FAIRNESS: render_fairness}
+                                                               RunFolder.FAIRNESS: render_fairness,
+                                                               RunFolder.EXPLANATIONS: render_explanations}
 """name of a JSON file in the run folder → its HTML; filled by the capability that writes the file."""
 
 SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
@@ -188,6 +190,8 @@ SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
     ("diagnosis", "Fit diagnosis", later(RunFolder.DIAGNOSIS, "written by every training run")),
     ("data-curve", "More data or a larger model?", later(RunFolder.DATA_CURVE, "deepwell diagnose RUN_DIR")),
     ("fairness", "Bias audit", later(RunFolder.FAIRNESS, "train with --sensitive COLUMN")),
+    ("explanations", "Explanations", later(RunFolder.EXPLANATIONS, "written by every training run with captum "
+                                                                    "installed; deepwell explain RUN_DIR DATA")),
 ]
 """A capability that adds a section (fairness, explanations …) appends it here with the command that fills it."""
 

@@ -13,6 +13,8 @@ runs/<name>/
   profile.json           the data profile: columns, inferred and used types, missing values, class balance
   diagnosis.json         the fit diagnosis: verdict, evidence, prescriptions
   fairness.json          the bias audit of the test split (only with fairness.sensitive)
+  explanations.json      the test split explained: permutation importance, attributions of its first rows
+  explanations/          the same as files: explanations.csv, importance.csv/.png, tokens.json, saliency/*.png
   learning_curves.png    loss and metric per epoch, training against validation
   report.html            the self-contained report page (deepwell report RUN_DIR rebuilds it)
   data_curve.json/.png   `deepwell diagnose RUN_DIR`: the data-size learning curve
@@ -58,6 +60,8 @@ class RunFolder:
     PROFILE = "profile.json"
     DIAGNOSIS = "diagnosis.json"
     FAIRNESS = "fairness.json"
+    EXPLANATIONS = "explanations.json"
+    EXPLANATIONS_FOLDER = "explanations"
     LEARNING_CURVES = "learning_curves.png"
     REPORT = "report.html"
     PREDICTIONS = "predictions.csv"
@@ -116,6 +120,14 @@ class RunFolder:
     @property
     def fairness(self) -> Path:
         return self.path / self.FAIRNESS
+
+    @property
+    def explanations(self) -> Path:
+        return self.path / self.EXPLANATIONS
+
+    @property
+    def explanations_folder(self) -> Path:
+        return self.path / self.EXPLANATIONS_FOLDER
 
     @property
     def learning_curves(self) -> Path:

@@ -39,6 +39,7 @@ from deepwell.serving.recorder import Monitoring, Recorder
 from deepwell.serving.schema import (
     columns_from_tensors,
     explanation_tensors,
+    group_columns,
     input_columns,
     output_metadata,
     output_tensors,
@@ -91,7 +92,8 @@ class Predictor:
         started = time.perf_counter()
         frame = table.frame
         self.model.preprocessor.check_columns(frame, "the request")
-        frame = with_file_contents(self.model, frame)[self.model.input_columns]  # file bytes, never paths
+        kept = self.model.input_columns + [c for c in group_columns(self.model) if c in frame.columns]
+        frame = with_file_contents(self.model, frame)[kept]  # file bytes, never paths
         try:
             predictions = await asyncio.wait_for(self.batcher.submit(frame), self.limits.timeout_s)
         except TimeoutError:

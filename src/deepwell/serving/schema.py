@@ -43,7 +43,14 @@ def input_columns(model: Model) -> list[InputColumn]:
         categories = {"category": getattr(feature, "vocabulary", None), "binary": getattr(feature, "levels", None)
                       }.get(feature.type)
         columns.append(InputColumn(name, feature.type, datatype, categories))
-    return columns
+    return columns + [InputColumn(name, "group", "BYTES", None) for name in group_columns(model)]
+
+
+def group_columns(model: Model) -> list[str]:
+    """Sensitive columns a model's group thresholds read that are not among its inputs (`--mitigate threshold
+    --exclude-sensitive`): optional inputs of the server, which decide the labels when given."""
+    rules = model.thresholds
+    return [] if rules is None else [c for c in rules.sensitive if c not in model.input_columns]
 
 
 def schema_description(model: Model, columns: list[InputColumn], name: str, shown: int = 20) -> str:
