@@ -15,7 +15,7 @@ import pytest
 import deepwell as dw
 
 pytest.importorskip("captum")
-TOLERANCE = 2e-3  # |Σ attributions − (f(row) − f(baseline))| at 32 Gauss–Legendre steps
+from deepwell.explain.attributions import TOLERANCE  # noqa: E402 - |Σ attributions − (f(row) − f(baseline))|
 
 
 def one_column_decides(rows: int = 1200, seed: int = 0) -> pd.DataFrame:
@@ -52,6 +52,31 @@ def test_the_deciding_column_dominates_attributions_and_importance(decided):
                     for r in first]) > 0.9  # the first reason names it, in words
 
 
+def test_permutation_importance_is_scikit_learns_shuffle_for_shuffle(decided):
+    """Shuffling encoded rows equals scikit-learn's permutation_importance shuffling the table's values and
+    predicting the table again: the same seeds, the same numbers."""
+    from sklearn.inspection import permutation_importance
+
+    model, frame = decided
+    rows = frame.tail(150).reset_index(drop=True)
+    ours = model.explain(rows.head(1), importance=False)  # attributions only
+    assert ours.importance is None
+    found = __import__("deepwell.explain.importance", fromlist=["x"]).permutation_importance(model, rows, repeats=4,
+                                                                                            seed=3)
+
+    class Fitted:
+        def fit(self, *_):
+            return self
+
+    def accuracy(_, table, truth):
+        return float(np.mean(model.predict(table) == truth.to_numpy()))
+
+    theirs = permutation_importance(Fitted(), rows[model.input_columns], rows["label"], scoring=accuracy,
+                                    n_repeats=4, random_state=3)
+    expected = dict(zip(model.input_columns, theirs.importances_mean, strict=True))
+    assert found.table.set_index("column")["importance"].to_dict() == pytest.approx(expected, abs=1e-9)
+
+
 def test_completeness_attributions_sum_to_the_output_minus_the_baseline_output(decided, wine_frame, diabetes_frame,
                                                                                  tmp_path):
     model, frame = decided
@@ -86,6 +111,37 @@ def test_text_attributions_split_over_tokens_and_the_deciding_word_leads(tmp_pat
         assert sum(score for _, score in tokens) == pytest.approx(found.values[i, 0], abs=1e-4)  # exact split
         top = max(tokens, key=lambda t: abs(t[1]))[0]
         assert top == ("excellent" if frame["label"][i] == "good" else "terrible")
+
+
+def test_a_cnn_text_encoder_gets_per_token_shares_of_its_own_effect(tmp_path):
+    """text_cnn: tokens by Integrated Gradients on the token embeddings alone; they add up to f(row) − f(row with its
+    token vectors at zero), and the deciding word leads."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    texts, labels = [], []
+    for _ in range(600):
+        good = rng.random() < 0.5
+        words = list(rng.choice(["a", "plain", "day", "with", "some", "news"], 5))
+        words.insert(int(rng.integers(0, 5)), "excellent" if good else "terrible")
+        texts.append(" ".join(words))
+        labels.append("good" if good else "bad")
+    frame = pd.DataFrame({"text": texts, "label": labels})
+    model = dw.train(frame, "label", output=tmp_path, quiet=True, track=False, config={
+        "training": {"epochs": 6}, "columns": {"text": {"type": "text", "text": {"encoder": "cnn"}}}})
+    rows = frame.head(20)
+    found = model.explain(rows, importance=False).attributions
+    members = getattr(model.network, "members", [model.network])
+    hooks = [m.encoders["text"].embedding.register_forward_hook(lambda *args: torch.zeros_like(args[2]))
+             for m in members]
+    try:
+        zeroed = model.predict_proba(rows)[:, 1]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for i, tokens in enumerate(found.tokens["text"]):
+        assert sum(s for _, s in tokens) == pytest.approx(found.output[i] - zeroed[i], abs=5e-3)
+        assert max(tokens, key=lambda t: abs(t[1]))[0] == ("excellent" if labels[i] == "good" else "terrible")
 
 
 def squares(folder: Path, per_class: int = 60, size: int = 32, seed: int = 0) -> tuple[Path, dict[str, tuple]]:

@@ -9,7 +9,9 @@ up to the quadrature error that `delta` reports), and a numeric block splits int
 Baselines (what "no information" is for each input):
 - numbers and dates: 0 after standardisation — the training mean; yes/no columns: halfway between the two values
 - categories: the unknown-category bucket (a level never seen in training)
-- text: the empty text (all padding); a bag of tokens splits its attribution over the row's tokens exactly
+- text: the empty text (all padding); a bag of tokens splits its attribution over the row's tokens exactly; a CNN
+  or transformer gets per-token shares from a pass on its token vectors alone (adding up to that text's effect
+  of its tokens' vectors against zero vectors)
 - images: a black image; audio: silence — each also gets a saliency map (Integrated Gradients on the normalised
   pixels or log-mel spectrogram the CNN reads, images × pixels or mel bands × frames)
 - precomputed embeddings (a frozen pretrained encoder): the zero vector
@@ -33,13 +35,16 @@ from deepwell.features.category import UNKNOWN
 from deepwell.features.pipeline import NUMERIC_BLOCK, Preprocessor
 from deepwell.models.encoders import BagOfTokensEncoder
 
-STEPS = 32  # Gauss–Legendre points on the path: completeness holds to ~1e-3 of the output on the suite's tables
+STEPS = 32  # Gauss–Legendre points on the path to start with
+MAX_STEPS = 512  # …raised 4× at a time while the completeness error exceeds TOLERANCE
+TOLERANCE = 0.005  # of a probability (or of the target's standard deviation)
 BASELINES = {"numeric": "the training mean (0 after standardisation)", "binary": "halfway between its two values",
              "datetime": "the training mean date", "vector": "the zero embedding",
              "embedding": "an unseen category", "bag": "the empty text", "text_cnn": "the empty text",
              "text_transformer": "the empty text", "pretrained_text": "the empty text", "image": "a black image",
              "pretrained_image": "a black image", "audio": "silence", "pretrained_audio": "silence"}
 MAPPED = ("image", "audio")  # encoders with a CNN whose input gets a saliency map
+SEQUENCE_TEXT = ("text_cnn", "text_transformer")  # token embeddings feed a network: tokens by their own pass
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Attributions:
     tokens: dict[str, list[list[tuple[str, float]]]] = field(default_factory=dict)  # text column → per row
     maps: dict[str, np.ndarray] = field(default_factory=dict)  # image/audio column → [rows, height, width]
     backgrounds: dict[str, np.ndarray] = field(default_factory=dict)  # what the map lies on: grey image, log-mel
+    steps: int = STEPS  # the steps the path took (more than asked when completeness needed them)
 
     @property
     def delta(self) -> np.ndarray:
@@ -72,7 +78,8 @@ def integrated_gradients(network: nn.Module, preprocessor: Preprocessor, inputs:
                          targets: np.ndarray | None, device: torch.device, steps: int = STEPS,
                          maps: bool = True) -> Attributions:
     """Attributions of the rows in `inputs` (a preprocessed batch). `targets`: the class index explained per row
-    (None for regression)."""
+    (None for regression). A batch whose completeness error exceeds TOLERANCE (a sharp model: its output jumps
+    along the path) is integrated again with 4× the steps, up to MAX_STEPS."""
     attr = _captum()
     network.eval()
     members = list(network.members) if hasattr(network, "members") else [network]
@@ -80,33 +87,113 @@ def integrated_gradients(network: nn.Module, preprocessor: Preprocessor, inputs:
     row = tuple(inputs[k].to(device) for k in keys)
     base = tuple(_baseline(k, inputs[k], preprocessor).to(device) for k in keys)
     forward = _forward(network, keys, preprocessor, targets is None)
-    layers = [member.encoders[k] for member in members for k in keys]
     target = None if targets is None else torch.as_tensor(targets, device=device)
-    with warnings.catch_warnings():  # "Multiple layers provided": ours are side by side, none feeds another
-        warnings.filterwarnings("ignore", message="Multiple layers provided")
-        gradients = attr.LayerIntegratedGradients(forward, layers, multiply_by_inputs=False).attribute(
-            row, baselines=base, target=target, n_steps=steps, internal_batch_size=max(64, len(row[0]) * 4))
-    columns = preprocessor.input_columns
-    values = np.zeros((len(row[0]), len(columns)))
-    tokens: dict[str, list[list[tuple[str, float]]]] = {}
     with torch.no_grad():
         out, out_base = forward(*row), forward(*base)
         if target is not None:
             out, out_base = out.gather(1, target[:, None])[:, 0], out_base.gather(1, target[:, None])[:, 0]
-        for i, (member, key) in enumerate((m, k) for m in members for k in keys):
-            encoder, g = member.encoders[key], gradients[i].detach()
-            x, x0 = row[keys.index(key)], base[keys.index(key)]
-            share = (encoder(x) - encoder(x0)) * g
-            _add(values, columns, preprocessor, key, share.cpu().numpy())
-            if isinstance(encoder, BagOfTokensEncoder):
-                _add_tokens(tokens, preprocessor, key, encoder, x, g)
-    result = Attributions(columns, values, out.cpu().numpy(), out_base.cpu().numpy(),
-                          _explained(preprocessor, targets, len(values)),
-                          _baselines(preprocessor), tokens)
+    gap, tolerance = (out - out_base).cpu().numpy(), _tolerance(preprocessor)
+    path = _Path(attr, forward, members, keys, row, base, target, preprocessor)
+    values, tokens = path.columns(steps)
+    while np.abs(values.sum(axis=1) - gap).max() > tolerance and steps < MAX_STEPS:
+        steps *= 4
+        values, tokens = path.columns(steps)
+    for key in keys:
+        if _spec(preprocessor, key)["kind"] in SEQUENCE_TEXT:
+            tokens[_owner(preprocessor, key)] = path.sequence_tokens(key, steps, tolerance)
+    result = Attributions(preprocessor.input_columns, values, out.cpu().numpy(), out_base.cpu().numpy(),
+                          _explained(preprocessor, targets, len(values)), _baselines(preprocessor), tokens,
+                          steps=steps)
     if maps:
-        result.maps, result.backgrounds = _saliency(attr, members, keys, row, base, forward, target, preprocessor,
-                                                    steps)
+        result.maps, result.backgrounds = path.saliency(steps)
     return result
+
+
+def _tolerance(preprocessor: Preprocessor) -> float:
+    """Completeness error allowed: 0.005 of a probability, or of the target's standard deviation."""
+    target = preprocessor.target
+    return TOLERANCE * (float(target.std or 1.0) if target.task.is_regression else 1.0)
+
+
+def _owner(preprocessor: Preprocessor, key: str) -> str:
+    return next(f.name for f in preprocessor.features if f.key == key)
+
+
+@dataclass
+class _Path:
+    """The straight path from the baseline to a batch of rows, and the Integrated Gradients taken along it."""
+
+    attr: Any
+    forward: Any
+    members: list[nn.Module]
+    keys: list[str]
+    row: tuple[torch.Tensor, ...]
+    base: tuple[torch.Tensor, ...]
+    target: torch.Tensor | None
+    preprocessor: Preprocessor
+
+    def _integrate(self, layers: list[nn.Module], steps: int, **options: Any) -> Any:
+        with warnings.catch_warnings():  # "Multiple layers provided": ours are side by side, none feeds another
+            warnings.filterwarnings("ignore", message="Multiple layers provided")
+            return self.attr.LayerIntegratedGradients(self.forward, layers, **options.pop("init", {})).attribute(
+                self.row, baselines=self.base, target=self.target, n_steps=steps,
+                internal_batch_size=max(64, len(self.row[0]) * 4), **options)
+
+    def columns(self, steps: int) -> tuple[np.ndarray, dict[str, list[list[tuple[str, float]]]]]:
+        """Each column's share, and a bag of tokens' share per token."""
+        pairs = [(m, k) for m in self.members for k in self.keys]
+        gradients = self._integrate([m.encoders[k] for m, k in pairs], steps, init={"multiply_by_inputs": False})
+        columns = self.preprocessor.input_columns
+        values = np.zeros((len(self.row[0]), len(columns)))
+        tokens: dict[str, list[list[tuple[str, float]]]] = {}
+        with torch.no_grad():
+            for (member, key), g in zip(pairs, gradients, strict=True):
+                encoder, x = member.encoders[key], self.row[self.keys.index(key)]
+                share = (encoder(x) - encoder(self.base[self.keys.index(key)])) * g.detach()
+                _add(values, columns, self.preprocessor, key, share.cpu().numpy())
+                if isinstance(encoder, BagOfTokensEncoder):
+                    _add_tokens(tokens, self.preprocessor, key, encoder, x, g.detach())
+        return values, tokens
+
+    def sequence_tokens(self, key: str, steps: int, tolerance: float) -> list[list[tuple[str, float]]]:
+        """A CNN's or transformer's text: Integrated Gradients on its token vectors alone (the rest of the row as it
+        is, and the text's padding mask too), so a row's token shares add up to f(row) − f(row with its tokens'
+        vectors at zero, the padding vector)."""
+        layers = [member.encoders[key].embedding for member in self.members]
+        while True:
+            found, delta = self._integrate(layers, steps, return_convergence_delta=True)
+            if float(delta.abs().max()) <= tolerance or steps >= MAX_STEPS:
+                break
+            steps *= 4
+        found = found if isinstance(found, list) else [found]
+        per_position = sum(a.detach().sum(dim=2) for a in found).cpu()
+        feature = next(f for f in self.preprocessor.features if f.key == key)
+        ids = self.row[self.keys.index(key)].cpu()
+        return [[(feature.tokenizer.id_to_token(int(ids[r, p])) or "?", float(per_position[r, p]))
+                 for p in torch.nonzero(ids[r]).flatten().tolist()] for r in range(len(ids))]
+
+    def saliency(self, steps: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Per image/audio column, Integrated Gradients on what its CNN reads (normalised pixels, log-mel bands ×
+        frames), summed over channels and members: [rows, height, width]; and what that is, scaled to 0–1 per row
+        (the grey image, the log-mel spectrogram) for the pictures."""
+        maps: dict[str, np.ndarray] = {}
+        backgrounds: dict[str, np.ndarray] = {}
+        for key in self.keys:
+            if _spec(self.preprocessor, key)["kind"] not in MAPPED:
+                continue
+            found = self._integrate([m.encoders[key].cnn for m in self.members], steps,
+                                    attribute_to_layer_input=True)
+            found = found if isinstance(found, list) else [found]
+            total = sum(a[0] if isinstance(a, tuple) else a for a in found)
+            owner = _owner(self.preprocessor, key)
+            maps[owner] = total.detach().sum(dim=1).cpu().numpy()
+            x = self.row[self.keys.index(key)]
+            with torch.no_grad():
+                seen = x.float().mean(dim=1) if x.dim() == 4 else self.members[0].encoders[key].logmel(x)
+            low = seen.flatten(1).min(dim=1).values[:, None, None]
+            high = seen.flatten(1).max(dim=1).values[:, None, None]
+            backgrounds[owner] = ((seen - low) / (high - low).clamp_min(1e-6)).cpu().numpy()
+        return maps, backgrounds
 
 
 def _forward(network: nn.Module, keys: list[str], preprocessor: Preprocessor, regression: bool) -> Any:
@@ -184,34 +271,6 @@ def _merged(old: list[list[tuple[str, float]]] | None,
     if old is None:
         return new
     return [[(t, a + b) for (t, a), (_, b) in zip(o, n, strict=True)] for o, n in zip(old, new, strict=True)]
-
-
-def _saliency(attr: Any, members: list[nn.Module], keys: list[str], row: tuple[torch.Tensor, ...],
-              base: tuple[torch.Tensor, ...], forward: Any, target: torch.Tensor | None, preprocessor: Preprocessor,
-              steps: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per image/audio column, Integrated Gradients on what its CNN reads (normalised pixels, log-mel bands ×
-    frames), summed over channels and members: [rows, height, width]; and what that is, scaled to 0–1 per row
-    (the grey image, the log-mel spectrogram) for the pictures."""
-    maps: dict[str, np.ndarray] = {}
-    backgrounds: dict[str, np.ndarray] = {}
-    for key in keys:
-        if _spec(preprocessor, key)["kind"] not in MAPPED:
-            continue
-        layers = [member.encoders[key].cnn for member in members]
-        found = attr.LayerIntegratedGradients(forward, layers).attribute(
-            row, baselines=base, target=target, n_steps=steps, attribute_to_layer_input=True,
-            internal_batch_size=max(8, len(row[0])))
-        found = found if isinstance(found, list) else [found]
-        total = sum(a[0] if isinstance(a, tuple) else a for a in found)
-        owner = next(f.name for f in preprocessor.features if f.key == key)
-        maps[owner] = total.detach().sum(dim=1).cpu().numpy()
-        x = row[keys.index(key)]
-        with torch.no_grad():
-            seen = x.float().mean(dim=1) if x.dim() == 4 else members[0].encoders[key].logmel(x)
-        low = seen.flatten(1).min(dim=1).values[:, None, None]
-        high = seen.flatten(1).max(dim=1).values[:, None, None]
-        backgrounds[owner] = ((seen - low) / (high - low).clamp_min(1e-6)).cpu().numpy()
-    return maps, backgrounds
 
 
 def _explained(preprocessor: Preprocessor, targets: np.ndarray | None, rows: int) -> list[str]:

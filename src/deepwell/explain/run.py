@@ -84,7 +84,8 @@ def explain_model(model: Model, data: TableLike, rows: Sequence[int] | None = No
     targets = None if model.task.is_regression else _targets(model, predictions.outputs)
     pieces = []
     for start in range(0, len(part), BATCH):
-        inputs = model.preprocessor.transform(part.iloc[start:start + BATCH], strict=True, base_dir=base_dir)
+        inputs = model.preprocessor.transform(part.iloc[start:start + BATCH], strict=True, errors={},
+                                              base_dir=base_dir)  # errors: decode files now (predict read them)
         pieces.append(integrated_gradients(model.network, model.preprocessor, inputs,
                                            None if targets is None else targets[start:start + BATCH],
                                            model.device, steps, maps))
