@@ -120,7 +120,7 @@ def test_a_cnn_text_encoder_gets_per_token_shares_of_its_own_effect(tmp_path):
 
     rng = np.random.default_rng(1)
     texts, labels = [], []
-    for _ in range(600):
+    for _ in range(400):
         good = rng.random() < 0.5
         words = list(rng.choice(["a", "plain", "day", "with", "some", "news"], 5))
         words.insert(int(rng.integers(0, 5)), "excellent" if good else "terrible")
@@ -128,7 +128,7 @@ def test_a_cnn_text_encoder_gets_per_token_shares_of_its_own_effect(tmp_path):
         labels.append("good" if good else "bad")
     frame = pd.DataFrame({"text": texts, "label": labels})
     model = dw.train(frame, "label", output=tmp_path, quiet=True, track=False, config={
-        "training": {"epochs": 6}, "columns": {"text": {"type": "text", "text": {"encoder": "cnn"}}}})
+        "training": {"epochs": 4}, "columns": {"text": {"type": "text", "text": {"encoder": "cnn"}}}})
     rows = frame.head(20)
     found = model.explain(rows, importance=False).attributions
     members = getattr(model.network, "members", [model.network])

@@ -184,7 +184,7 @@ def test_each_mitigation_narrows_the_gap_and_the_audit_shows_before_and_after(tm
     import sys
     from pathlib import Path
 
-    data = hiring(tmp_path / "hiring.csv", 2000)
+    data = hiring(tmp_path / "hiring.csv", 1200)
     out = tmp_path / mitigation
     result = subprocess.run([str(Path(sys.executable).with_name("deepwell")), "train", str(data), "--target", "label",
                              "--sensitive", "group", "--mitigate", mitigation, "--output", str(out), "--name", "run",
@@ -240,26 +240,6 @@ def test_threshold_rules_match_fairlearn_and_travel_with_the_model(tmp_path):
     by_group = pd.Series(labels == "yes").groupby(table["group"]).mean()
     raw = pd.Series(loaded.predict_proba(table)[:, 1] > 0.5).groupby(table["group"]).mean()
     assert abs(by_group["a"] - by_group["b"]) < abs(raw["a"] - raw["b"]) - 0.2
-
-
-def test_reductions_through_the_scikit_learn_face():
-    """fairlearn's ExponentiatedGradient drives DeepwellClassifier directly (sample_weight) and narrows the gap."""
-    from fairlearn.metrics import demographic_parity_difference
-    from fairlearn.reductions import DemographicParity, ExponentiatedGradient
-
-    from deepwell.sklearn import DeepwellClassifier
-
-    rng = np.random.default_rng(0)
-    group = rng.choice(["a", "b"], 800, p=[0.6, 0.4])
-    skill = rng.normal(size=800)
-    y = (skill + np.where(group == "a", 0.8, -0.8) + rng.normal(0, 0.5, 800) > 0).astype(int)
-    X = pd.DataFrame({"skill": skill, "a": (group == "a").astype(float)})
-    base = DeepwellClassifier(epochs=5, hidden_layers=1, hidden_width=32, random_state=0).fit(X, y)
-    fair = ExponentiatedGradient(DeepwellClassifier(epochs=5, hidden_layers=1, hidden_width=32, random_state=0),
-                                 DemographicParity(), max_iter=4).fit(X, y, sensitive_features=group)
-    before = demographic_parity_difference(y, base.predict(X), sensitive_features=group)
-    after = demographic_parity_difference(y, fair.predict(X, random_state=0), sensitive_features=group)
-    assert before > 0.4 and after < before - 0.2
 
 
 def test_threshold_and_reductions_refuse_a_target_that_is_not_binary(tmp_path):

@@ -67,7 +67,7 @@ def audit_model(model: Model, data: TableLike, sensitive: Sequence[str], *, favo
     groups = group_labels(frame, list(sensitive), source)
     inputs = frame[[c for c in model.input_columns if c in frame.columns]]
     base_dir = Path(data).parent if isinstance(data, (str, Path)) else None
-    predictions = predict_frame(model, frame, source, base_dir, keep_going=False)
+    predictions = predict_frame(model, _read_by(model, frame), source, base_dir, keep_going=False)
     if model.task.is_regression:
         data_audit = audit_data(groups, frame[model.target], inputs, None, population)
         return Audit(len(frame), source, data_audit,
@@ -95,7 +95,7 @@ def fit_model_thresholds(model: Model, validation: pd.DataFrame, fairness: Fairn
     if favourable not in classes:
         raise DataError(f"favourable outcome {favourable!r} is not one of the model's classes: {', '.join(classes)}.")
     frame = validation[validation[model.target].notna()]
-    outputs = predict_frame(model, frame, "the validation split", keep_going=False).outputs
+    outputs = predict_frame(model, _read_by(model, frame), "the validation split", keep_going=False).outputs
     favoured = frame[model.target].astype(str).to_numpy() == favourable
     return fit_thresholds(outputs[:, classes.index(favourable)], favoured,
                           group_labels(frame, fairness.sensitive), fairness.sensitive, favourable,
@@ -117,3 +117,10 @@ def parse_population(values: Sequence[str]) -> dict[str, float]:
                             "e.g. sex=Female:0.5.")
         shares[group] = number
     return shares
+
+
+def _read_by(model: Model, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns a model's predictions read: its inputs and its group thresholds' sensitive columns (an audited
+    column that is neither is no "ignored column" to warn about)."""
+    wanted = set(model.input_columns) | set(model.thresholds.sensitive if model.thresholds else [])
+    return frame[[c for c in frame.columns if c in wanted]]
