@@ -132,17 +132,19 @@ class _Path:
     target: torch.Tensor | None
     preprocessor: Preprocessor
 
-    def _integrate(self, layers: list[nn.Module], steps: int, **options: Any) -> Any:
+    def _integrate(self, layers: list[nn.Module], steps: int, multiply_by_inputs: bool = True, **options: Any) -> Any:
+        """Captum's LayerIntegratedGradients over `layers` (their outputs, or inputs with
+        `attribute_to_layer_input`); without `multiply_by_inputs`, the path-averaged gradients alone."""
         with warnings.catch_warnings():  # "Multiple layers provided": ours are side by side, none feeds another
             warnings.filterwarnings("ignore", message="Multiple layers provided")
-            return self.attr.LayerIntegratedGradients(self.forward, layers, **options.pop("init", {})).attribute(
-                self.row, baselines=self.base, target=self.target, n_steps=steps,
-                internal_batch_size=max(64, len(self.row[0]) * 4), **options)
+            method = self.attr.LayerIntegratedGradients(self.forward, layers, multiply_by_inputs=multiply_by_inputs)
+            return method.attribute(self.row, baselines=self.base, target=self.target, n_steps=steps,
+                                    internal_batch_size=max(64, len(self.row[0]) * 4), **options)
 
     def columns(self, steps: int) -> tuple[np.ndarray, dict[str, list[list[tuple[str, float]]]]]:
         """Each column's share, and a bag of tokens' share per token."""
         pairs = [(m, k) for m in self.members for k in self.keys]
-        gradients = self._integrate([m.encoders[k] for m, k in pairs], steps, init={"multiply_by_inputs": False})
+        gradients = self._integrate([m.encoders[k] for m, k in pairs], steps, multiply_by_inputs=False)
         columns = self.preprocessor.input_columns
         values = np.zeros((len(self.row[0]), len(columns)))
         tokens: dict[str, list[list[tuple[str, float]]]] = {}

@@ -230,23 +230,9 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None,
     @app.post("/v2/models/{model_name}/versions/{model_version}/infer")
     async def infer(model_name: str, request: Request, model_version: str = VERSION) -> Response:
         check_model(model_name)
-        body = await _body(request, limits)
-        try:
-            parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
-            table = Received.of_columns(columns_from_tensors(predictor.columns, parsed.inputs, limits.max_rows))
-        except ProtocolError as exc:
-            raise ClientError(400, str(exc)) from None
+        parsed, table = await _v2_request(request, predictor, limits)
         predictions = await _predict(predictor, table, metrics)
-        outputs = output_tensors(model, predictions)
-        if parsed.outputs is not None:
-            missing = [o for o in parsed.outputs if o not in outputs]
-            if missing:
-                raise ClientError(400, f"unknown output(s) {missing}; the model gives {list(outputs)}")
-            outputs = {o: outputs[o] for o in parsed.outputs}
-        content, header = encode_response(name, parsed, outputs, VERSION)
-        headers = {HEADER_LENGTH: str(header)} if header is not None else None
-        media = "application/octet-stream" if header is not None else "application/json"
-        return Response(content, media_type=media, headers=headers)
+        return _v2_response(name, parsed, output_tensors(model, predictions))
 
     @app.post("/v2/models/{model_name}/explain")
     @app.post("/v2/models/{model_name}/versions/{model_version}/explain")
@@ -255,20 +241,12 @@ def create_app(model: Model, name: str = "model", limits: Limits | None = None,
         (`attributions` [rows, columns], named by `columns`), the output explained, its value and the baseline's,
         the prediction and the top reasons in words."""
         check_model(model_name)
-        body = await _body(request, limits)
-        try:
-            parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
-            table = Received.of_columns(columns_from_tensors(predictor.columns, parsed.inputs, limits.max_rows))
-        except ProtocolError as exc:
-            raise ClientError(400, str(exc)) from None
+        parsed, table = await _v2_request(request, predictor, limits)
         try:
             found = await predictor.explain(table)
         except DeepwellError as exc:
             raise ClientError(400, str(exc)) from None
-        content, header = encode_response(name, parsed, explanation_tensors(found), VERSION)
-        headers = {HEADER_LENGTH: str(header)} if header is not None else None
-        media = "application/octet-stream" if header is not None else "application/json"
-        return Response(content, media_type=media, headers=headers)
+        return _v2_response(name, parsed, explanation_tensors(found))
 
     @app.post("/predict")
     async def predict_records(request: Request) -> dict[str, Any]:
@@ -323,6 +301,29 @@ async def _body(request: Request, limits: Limits) -> bytes:
     if len(body) > limits.max_body_bytes:
         raise ClientError(413, f"the body has {len(body)} bytes; at most {limits.max_body_bytes} (--max-body)")
     return body
+
+
+async def _v2_request(request: Request, predictor: Predictor, limits: Limits):
+    """(the parsed Open Inference Protocol request, its table): what infer and explain read."""
+    body = await _body(request, limits)
+    try:
+        parsed = parse_request(body, request.headers.get(HEADER_LENGTH))
+        return parsed, Received.of_columns(columns_from_tensors(predictor.columns, parsed.inputs, limits.max_rows))
+    except ProtocolError as exc:
+        raise ClientError(400, str(exc)) from None
+
+
+def _v2_response(name: str, parsed, outputs: dict[str, tuple[str, Any]]) -> Response:
+    """The outputs the request asked for (all by default), JSON or with the binary extension."""
+    if parsed.outputs is not None:
+        missing = [o for o in parsed.outputs if o not in outputs]
+        if missing:
+            raise ClientError(400, f"unknown output(s) {missing}; the model gives {list(outputs)}")
+        outputs = {o: outputs[o] for o in parsed.outputs}
+    content, header = encode_response(name, parsed, outputs, VERSION)
+    headers = {HEADER_LENGTH: str(header)} if header is not None else None
+    media = "application/octet-stream" if header is not None else "application/json"
+    return Response(content, media_type=media, headers=headers)
 
 
 async def _predict(predictor: Predictor, table: Received, metrics: ServerMetrics):
