@@ -142,6 +142,8 @@ class FairnessConfig(_Strict):
         "group-specific decision thresholds fitted on the validation split (fairlearn's ThresholdOptimizer), kept in "
         "the model folder and applied wherever the sensitive column is in the data; reductions: fairlearn's "
         "ExponentiatedGradient over networks trained with its weights, averaged into one model (binary targets)")
+    reductions_iterations: int = Field(10, ge=1, le=100, description="reductions: ExponentiatedGradient's "
+                                       "max_iter (each iteration trains at least one network)")
     constraint: Literal["demographic_parity", "equalized_odds"] = Field(
         "demographic_parity", description="what threshold and reductions equalise across groups: selection rates "
         "(demographic parity) or true and false positive rates (equalised odds)")

@@ -21,7 +21,7 @@ import torch
 
 from deepwell.errors import ConfigError
 
-ITERATIONS = 10  # ExponentiatedGradient's max_iter: each iteration trains one network
+ITERATIONS = 10  # ExponentiatedGradient's max_iter (config fairness.reductions_iterations): each trains a network
 EPS = 0.02  # the allowed constraint violation (selection-rate or error-rate gap)
 
 

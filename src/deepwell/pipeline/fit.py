@@ -149,7 +149,8 @@ def _fit_reductions(config: Config, preprocessor: Preprocessor, splits: Splits, 
     first, result, device = _fit_one(config, preprocessor, train, validation, 2, callbacks, progress, None, False)
     trainer = _RowTrainer(config, preprocessor, train, max(1, result.best_epoch), torch.device(device))
     networks, weights = exponentiated_gradient(group_labels(splits.train, config.fairness.sensitive),
-                                               train.target.numpy(), config.fairness.constraint, trainer)
+                                               train.target.numpy(), config.fairness.constraint, trainer,
+                                               iterations=config.fairness.reductions_iterations)
     config = config.model_copy(deep=True)
     config.model.ensemble_size = len(networks)
     mixture = EnsembleNetwork(networks, config.model, weights).to(device).eval()
