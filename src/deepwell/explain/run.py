@@ -74,21 +74,25 @@ def explain_model(model: Model, data: TableLike, rows: Sequence[int] | None = No
                   importance: bool | None = None, maps: bool = True) -> Explanation:
     """Explain `rows` (positions; default: all, at most MAX_ROWS) of `data`. Permutation importance is computed on
     all of `data` when it has the target column (`importance=None`), always (`True`, an error without it) or never."""
-    from deepwell.inference.predict import predict_frame, read_inputs
+    from deepwell.inference.network import network_outputs
+    from deepwell.inference.predict import encode_frame, from_outputs, read_inputs, with_thresholds
 
     frame, source, base_dir = read_inputs(model, data)
     frame = frame.reset_index(drop=True)
     chosen = _rows(rows, len(frame), source)
     part = frame.iloc[chosen].reset_index(drop=True)
-    predictions = predict_frame(model, part, source, base_dir, keep_going=False)
-    targets = None if model.task.is_regression else _targets(model, predictions.outputs)
-    pieces = []
-    for start in range(0, len(part), BATCH):
-        inputs = model.preprocessor.transform(part.iloc[start:start + BATCH], strict=True, errors={},
-                                              base_dir=base_dir)  # errors: decode files now (predict read them)
-        pieces.append(integrated_gradients(model.network, model.preprocessor, inputs,
-                                           None if targets is None else targets[start:start + BATCH],
-                                           model.device, steps, maps))
+    pieces, outputs = [], []
+    for start in range(0, len(part), BATCH):  # each batch read and encoded once: predicted, then explained
+        failed: dict[Any, str] = {}  # given, so files are decoded now even for a column kept out of memory
+        inputs = encode_frame(model, part.iloc[start:start + BATCH], source, base_dir, failed)
+        if failed:
+            shown = "; ".join(f"row {chosen[r]}: {why}" for r, why in list(failed.items())[:5])
+            raise DataError(f"{source}: {len(failed)} row(s) cannot be explained: {shown}.")
+        outputs.append(network_outputs(model.network, inputs, model.task, model.device).astype(np.float64))
+        targets = None if model.task.is_regression else _targets(outputs[-1])
+        pieces.append(integrated_gradients(model.network, model.preprocessor, inputs, targets, model.device, steps,
+                                           maps))
+    predictions = with_thresholds(model, part, from_outputs(model, np.concatenate(outputs)))
     attributions = _joined(pieces)
     explanation = Explanation(chosen, part, list(predictions.predictions), attributions)
     explanation.reasons = [reasons(part.iloc[i], attributions, i) for i in range(len(part))]
@@ -143,7 +147,7 @@ def _rows(rows: Sequence[int] | None, count: int, source: str) -> list[int]:
     return chosen
 
 
-def _targets(model: Model, outputs: np.ndarray) -> np.ndarray:
+def _targets(outputs: np.ndarray) -> np.ndarray:
     """The class explained: the positive (last) class for two classes, else each row's predicted class."""
     if outputs.shape[1] == 2:
         return np.ones(len(outputs), dtype=np.int64)

@@ -25,6 +25,8 @@ from deepwell.inference.network import network_outputs
 from deepwell.task import Task
 
 if TYPE_CHECKING:
+    import torch
+
     from deepwell.model import Model
 
 Inputs = TableLike
@@ -93,14 +95,8 @@ def predict(model: Model, data: Inputs, *, file_contents: bool = False) -> tuple
 def predict_frame(model: Model, frame: pd.DataFrame, source: str = "data", base_dir: Path | None = None,
                   keep_going: bool = True) -> Predictions:
     """Predictions for a table already read; `keep_going=False` raises on the first unreadable file instead."""
-    preprocessor = model.preprocessor
-    preprocessor.check_columns(frame, source)
     by_index: dict[Any, str] = {}
-    try:
-        inputs = preprocessor.transform(frame, strict=True, errors=by_index if keep_going else None,
-                                        base_dir=base_dir)
-    except WrongValues as exc:  # name the file and the line a person would look at
-        raise exc.located(source, row_namer(source)) from None
+    inputs = encode_frame(model, frame, source, base_dir, by_index if keep_going else None)
     outputs = network_outputs(model.network, inputs, model.task, model.device).astype(np.float64)
     errors: list[str | None] = [None] * len(frame)
     if by_index:
@@ -109,6 +105,17 @@ def predict_frame(model: Model, frame: pd.DataFrame, source: str = "data", base_
         for position, reason in zip(positions.tolist(), by_index.values(), strict=True):
             errors[position] = reason
     return with_thresholds(model, frame, from_outputs(model, outputs, errors))
+
+
+def encode_frame(model: Model, frame: pd.DataFrame, source: str = "data", base_dir: Path | None = None,
+                 errors: dict[Any, str] | None = None) -> dict[str, torch.Tensor]:
+    """The network's inputs for a table: its columns checked, wrong values named by file and line, files decoded
+    (a row whose file cannot be read gets zeros and its reason in `errors`, or raises when `errors` is None)."""
+    model.preprocessor.check_columns(frame, source)
+    try:
+        return model.preprocessor.transform(frame, strict=True, errors=errors, base_dir=base_dir)
+    except WrongValues as exc:  # name the file and the line a person would look at
+        raise exc.located(source, row_namer(source)) from None
 
 
 def with_thresholds(model: Model, frame: pd.DataFrame, predictions: Predictions) -> Predictions:
