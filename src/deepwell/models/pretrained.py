@@ -1,8 +1,11 @@
-"""Pretrained Hugging Face encoders (text, images, audio) inside the network, fine-tuned end to end.
+"""Pretrained Hugging Face encoders (text, images, audio) inside the network: fine-tuned whole, or through a
+PEFT adapter (LoRA; prompt tuning for text) with the base weights frozen.
 
-Built from the encoder folder's config.json only (`from_config`: no weights, no code); the weights come
-from the folder when training starts and from the model's own weights.safetensors after a save, so a
-fine-tuned model reloads exactly. `learning_rate_scale` makes its parameters learn more slowly.
+Full fine-tuning: built from the encoder folder's config.json only (`from_config`: no weights, no code) when a
+saved model is rebuilt, its weights then coming from the model's own weights.safetensors. An adapter: the base
+weights always come from the base folder (its SHA-256 checked by runs/model_files.py before), and the model
+folder holds only what `base_state_keys` leaves out: the adapter and everything above it.
+`learning_rate_scale` sets how fast the encoder's parameters learn.
 """
 
 from __future__ import annotations
@@ -26,22 +29,84 @@ def build_pretrained(spec: dict[str, Any], load_weights: bool) -> nn.Module:
     return AutoModel.from_config(AutoConfig.from_pretrained(source, local_files_only=True))
 
 
-class PretrainedTextEncoder(nn.Module):
+def adapted(model: nn.Module, spec: dict[str, Any], saved: bool) -> nn.Module:
+    """The model with the spec's PEFT adapter around it (its base weights frozen), or as it is (`full`)."""
+    method = spec.get("fine_tune", "full")
+    if method == "full":
+        return model
+    import warnings
+
+    with warnings.catch_warnings():  # PEFT asks transformers a deprecated question (is_gradient_checkpointing)
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        return _peft_model(model, spec, method, saved)
+
+
+def _peft_model(model: nn.Module, spec: dict[str, Any], method: str, saved: bool) -> nn.Module:
+    import peft
+
+    if method == "lora":
+        o = spec["lora"]
+        return peft.get_peft_model(model, peft.LoraConfig(r=int(o["rank"]), lora_alpha=float(o["alpha"]),
+                                                          lora_dropout=float(o["dropout"]),
+                                                          target_modules=o["target_modules"], bias="none"))
+    o = spec["prompt"]
+    from_text = o.get("init_text") is not None and not saved  # a saved model's tokens come from its weights
+    config = peft.PromptTuningConfig(
+        task_type=peft.TaskType.FEATURE_EXTRACTION, num_virtual_tokens=int(o["virtual_tokens"]),
+        prompt_tuning_init=peft.PromptTuningInit.TEXT if from_text else peft.PromptTuningInit.RANDOM,
+        prompt_tuning_init_text=o.get("init_text") if from_text else None,
+        tokenizer_name_or_path=spec["source"] if from_text else None)
+    return peft.get_peft_model(model, config)
+
+
+def lora_targets(model_type: str) -> list[str] | str:
+    """PEFT's LoRA target modules for an architecture (query and value for BERT-like models), else every
+    linear layer."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as KNOWN
+
+    return list(KNOWN.get(model_type, [])) or "all-linear"
+
+
+class _Adaptable(nn.Module):
+    """A pretrained model (`self.model`) that may carry a PEFT adapter."""
+
+    model: nn.Module
+    adapter: bool = False
+
+    def _build(self, spec: dict[str, Any], load_weights: bool) -> None:
+        self.adapter = spec.get("fine_tune", "full") != "full"
+        base = build_pretrained(spec, load_weights or self.adapter)
+        self.model = adapted(base, spec, saved=not load_weights)
+
+    def base_state_keys(self) -> set[str]:
+        """State that comes from the base folder unchanged (not saved with an adapter): all but what learns."""
+        if not self.adapter:
+            return set()
+        learning = {name for name, p in self.model.named_parameters() if p.requires_grad}
+        return {f"model.{key}" for key in self.model.state_dict() if key not in learning}
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+class PretrainedTextEncoder(_Adaptable):
     def __init__(self, spec: dict[str, Any], load_weights: bool = True) -> None:
         super().__init__()
-        self.model = build_pretrained(spec, load_weights)
+        self._build(spec, load_weights)
         self.pad_id = int(spec["pad_id"])
         self.learning_rate_scale = float(spec["learning_rate_scale"])
         self.output_dim = int(spec["dim"])
+        self.virtual_tokens = int(spec["prompt"]["virtual_tokens"]) if spec.get("fine_tune") == "prompt" else 0
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         mask = (tokens != self.pad_id).long()
         hidden = self.model(input_ids=tokens, attention_mask=mask).last_hidden_state
+        hidden = hidden[:, self.virtual_tokens:]  # prompt tuning: the virtual tokens come first; pool the text's
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
-class PretrainedImageEncoder(nn.Module):
+class PretrainedImageEncoder(_Adaptable):
     """uint8 images → augmentation (train mode) → the processor's normalisation → the model → pooled vector."""
 
     def __init__(self, spec: dict[str, Any], load_weights: bool = True) -> None:
@@ -49,7 +114,7 @@ class PretrainedImageEncoder(nn.Module):
         from deepwell.features.pretrained import pooled
         from deepwell.models.vision import ImageAugment
 
-        self.model = build_pretrained(spec, load_weights)
+        self._build(spec, load_weights)
         self.pool = pooled
         augment = spec["augment"]
         self.augment = ImageAugment(augment["crop_scale"], augment["flip"], augment["rotation"],
@@ -64,7 +129,7 @@ class PretrainedImageEncoder(nn.Module):
         return self.pool(self.model(pixel_values=(x - self.mean) / self.std))
 
 
-class PretrainedAudioEncoder(nn.Module):
+class PretrainedAudioEncoder(_Adaptable):
     """int16 waveforms → random time shift (train mode) → the feature extractor's per-clip normalisation →
     the model (its convolutional feature encoder frozen, as is usual for wav2vec 2.0-style models) → mean
     over time."""
@@ -73,8 +138,8 @@ class PretrainedAudioEncoder(nn.Module):
         super().__init__()
         from deepwell.features.pretrained import pooled
 
-        self.model = build_pretrained(spec, load_weights)
-        if hasattr(self.model, "freeze_feature_encoder"):
+        self._build(spec, load_weights)
+        if not self.adapter and hasattr(self.model, "freeze_feature_encoder"):
             self.model.freeze_feature_encoder()
         self.pool = pooled
         self.normalize = bool(spec["normalize"])

@@ -96,7 +96,7 @@ def row_cost(config: Config) -> int:
 
 def _fine_tuned(column) -> bool:
     options = column.text or column.image or column.audio
-    return bool(options is not None and options.pretrained and options.fine_tune)
+    return bool(options is not None and options.trains_encoder)
 
 
 def member_configs(config: Config) -> list[Config]:

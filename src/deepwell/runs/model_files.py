@@ -2,6 +2,8 @@
 
 Nothing in it is executable: the network is rebuilt from the architecture JSON and filled with tensors.
 A folder is written whole beside its target and swapped in, so a save that fails leaves the old model.
+An encoder with a PEFT adapter refers to its base folder (`base` in its spec: name, path, SHA-256 of the
+weights); weights.safetensors then holds only what learned, and loading finds the base and checks its hash.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.results import RunMetrics
 from deepwell.fairness.thresholds import GroupThresholds
 from deepwell.features.pipeline import Preprocessor
-from deepwell.models.network import TabularNetwork
+from deepwell.models.network import TabularNetwork, learned_state, with_base_state
 from deepwell.monitoring.profile import ReferenceProfile
 from deepwell.runs.files import write_json, write_text
 
@@ -52,7 +54,7 @@ def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNe
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+        state = learned_state(network)
         save_file(state, str(staging / "weights.safetensors"), metadata={"format": FORMAT})
         write_text(staging / "preprocessor.json", preprocessor.to_json())
         preprocessor.save_assets(staging / "assets")
@@ -115,7 +117,7 @@ def load_model_folder(path: str | Path) -> SavedModel:
     except (SafetensorError, OSError) as exc:
         raise ModelFileError(f"{folder / 'weights.safetensors'}: damaged weights file ({exc}).") from None
     try:
-        network.load_state_dict(weights, strict=True)
+        network.load_state_dict(with_base_state(network, weights), strict=True)
     except RuntimeError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         first = (lines[1] if len(lines) > 1 else lines[0])[:240]
@@ -140,16 +142,63 @@ def _optional(folder: Path, name: str, parse: Any) -> Any:
 
 def _portable(architecture: dict[str, Any]) -> dict[str, Any]:
     """Encoders built from files (a fine-tuned pretrained encoder) point at the model's own assets/ copy
-    and are rebuilt from its config only: their weights are in weights.safetensors."""
-    inputs = {key: ({**spec, "source": f"assets/{key}", "saved": True} if "source" in spec else spec)
-              for key, spec in architecture["inputs"].items()}
-    return {**architecture, "inputs": inputs}
+    and are rebuilt from its config only: their weights are in weights.safetensors. An adapter's encoder
+    points at its base, found again by `base` when the model is loaded."""
+    def portable(key: str, spec: dict[str, Any]) -> dict[str, Any]:
+        if "source" not in spec:
+            return spec
+        return {**spec, "source": "base" if "base" in spec else f"assets/{key}", "saved": True}
+
+    return {**architecture, "inputs": {key: portable(key, spec) for key, spec in architecture["inputs"].items()}}
 
 
 def _located(architecture: dict[str, Any], folder: Path) -> dict[str, Any]:
-    inputs = {key: ({**spec, "source": str(folder / spec["source"])} if "source" in spec else spec)
-              for key, spec in architecture["inputs"].items()}
-    return {**architecture, "inputs": inputs}
+    def located(spec: dict[str, Any]) -> dict[str, Any]:
+        if "source" not in spec:
+            return spec
+        source = base_folder(spec["base"], folder) if "base" in spec else folder / spec["source"]
+        return {**spec, "source": str(source)}
+
+    return {**architecture, "inputs": {key: located(spec) for key, spec in architecture["inputs"].items()}}
+
+
+def base_folder(base: dict[str, str], folder: Path) -> Path:
+    """The base model an adapter was trained on: at its recorded path, else where its configured name resolves
+    (an installed model package), and only with the very weights it was trained on (SHA-256 of model.safetensors)."""
+    from deepwell.errors import ConfigError
+    from deepwell.features.pretrained import WEIGHTS, resolve_pretrained
+
+    candidates = [Path(base["path"])]
+    try:
+        candidates.append(resolve_pretrained(base["name"]))
+    except ConfigError:
+        pass
+    different = []
+    for candidate in dict.fromkeys(candidates):
+        if (candidate / WEIGHTS).is_file():
+            if _cached_hash(candidate / WEIGHTS) == base["sha256"]:
+                return candidate
+            different.append(str(candidate))
+    found = (f"; {', '.join(different)} holds different weights (the base changed since training)"
+             if different else "")
+    raise ModelFileError(f"{folder}: this model holds an adapter for the base model {base['name']!r} and "
+                         f"refers to it instead of copying it: expected at {base['path']} with "
+                         f"{WEIGHTS} of SHA-256 {base['sha256'][:16]}…{found}. Put that base folder back "
+                         "(or install its package), then load again.")
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def _cached_hash(path: Path) -> str:
+    """A file's SHA-256, remembered per (path, size, mtime) for this process (a base is often 100s of MB)."""
+    from deepwell.features.pretrained import weights_hash
+
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = weights_hash(path.parent)
+    return _HASHES[key]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

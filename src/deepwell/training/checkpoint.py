@@ -22,10 +22,14 @@ if TYPE_CHECKING:
 
 
 def save_checkpoint(path: Path, trainer: Trainer) -> None:
-    tensors = _prefixed("model", trainer.network.state_dict())
-    tensors.update(_prefixed("best", trainer.best_state or {}))
+    """Weights without a PEFT adapter's base (`learned_state`): a LoRA run's checkpoint is the adapter's size."""
+    from deepwell.models.network import learned_state
+
+    network = trainer.network
+    tensors = _prefixed("model", learned_state(network))
+    tensors.update(_prefixed("best", learned_state(network, trainer.best_state or {})))
     if trainer.average is not None:
-        tensors.update(_prefixed("average", trainer.average.state))
+        tensors.update(_prefixed("average", learned_state(network, trainer.average.state)))
     optim = trainer.optimizer.state_dict()
     for index, state in optim["state"].items():
         for key, value in state.items():
@@ -46,15 +50,19 @@ def load_checkpoint(path: Path, trainer: Trainer) -> None:
         param_groups = json.loads(metadata["param_groups"])
     except (OSError, SafetensorError, KeyError, ValueError) as exc:
         raise ModelFileError(f"Checkpoint {path} is damaged or incomplete ({exc}); it cannot be resumed.") from None
-    trainer.network.load_state_dict(_unprefixed("model", tensors))
+    from deepwell.models.network import with_base_state
+
+    network = trainer.network
+    complete = {part: with_base_state(network, _unprefixed(part, tensors)) if _unprefixed(part, tensors) else None
+                for part in ("model", "best", "average")}
+    network.load_state_dict(complete["model"])
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     trainer.optimizer.load_state_dict({"state": state, "param_groups": param_groups})
-    trainer.restore(bookkeeping, best=_unprefixed("best", tensors) or None,
-                    averaged=_unprefixed("average", tensors) or None)
+    trainer.restore(bookkeeping, best=complete["best"], averaged=complete["average"])
 
 
 def _prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
