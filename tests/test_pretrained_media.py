@@ -86,7 +86,7 @@ def test_fine_tuned_pretrained_image_encoder(digits_folder, tiny_vit, tmp_path, 
     assert type(encoder).__name__ == "PretrainedImageEncoder"
     assert encoder.learning_rate_scale == (0.05 if method is True else 1.0)
     saved = model.run_dir / "model" / "assets" / "image" / "model.safetensors"
-    assert saved.is_file() == (method is True)  # LoRA refers to the base folder instead of copying it
+    assert not saved.exists()  # full: weights.safetensors holds the tuned weights; LoRA refers to its base
     assert dw.Config.from_yaml(model.run_dir / "config.yaml").columns["image"].image.size == 16  # processor's
     files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:12]})
     np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(files), model.predict_proba(files), atol=1e-6)

@@ -6,8 +6,10 @@ them. Otherwise (`text.fine_tune: lora | prompt | full`) the feature gives token
 (models/pretrained.py) runs inside the network: whole at a smaller learning rate, or through a PEFT adapter.
 
 What the saved model keeps (model/assets/<column>/):
-- frozen and full: the encoder folder is copied, so the model folder is self-contained (full fine-tuning
-  rewrites every weight anyway, and frozen embeddings need the exact encoder at prediction time);
+- frozen: the encoder folder is copied, so the model folder is self-contained (frozen embeddings need the
+  exact encoder at prediction time);
+- full: all of it but its weights, which weights.safetensors holds fine-tuned (the encoder is rebuilt from
+  config.json);
 - lora and prompt: only the tokenizer and config; the network's spec names the base folder by path, name and
   the SHA-256 of its model.safetensors (`base`), and loading checks that hash before the base is used. An
   adapter is a few hundred kilobytes where the base is tens to thousands of megabytes, and teams keep one base
@@ -101,10 +103,11 @@ class PretrainedAssets:
     _cache_setting: str | None = None
 
     def save_assets(self, folder: Path) -> None:
-        """The encoder folder's files; with an adapter (the base referred to by hash) all but its weights."""
+        """The encoder folder's files; its weights only for a frozen encoder (fine-tuned ones are in the network's
+        weights, an adapter's base is referred to by hash)."""
         folder.mkdir(parents=True, exist_ok=True)
         for name in ASSET_FILES:
-            if (self.source / name).is_file() and not (name == WEIGHTS and self._pretrained_options().adapter):
+            if (self.source / name).is_file() and not (name == WEIGHTS and self._pretrained_options().trains_encoder):
                 shutil.copy2(self.source / name, folder / name)
 
     def _pretrained_options(self):
