@@ -193,7 +193,7 @@ def test_an_adapter_refuses_a_base_whose_weights_changed(sms_csv, tmp_path):
     with pytest.raises(dw.ModelFileError, match=r"adapter for the base model .*holds different weights"):
         dw.load(model.run_dir)
     shutil.rmtree(base)
-    with pytest.raises(dw.ModelFileError, match=r"expected at .*base with model.safetensors of SHA-256"):
+    with pytest.raises(dw.ModelFileError, match=r"expected at .*base with weights of SHA-256"):
         dw.load(model.run_dir)
 
 

@@ -35,8 +35,8 @@ from deepwell.features.embedding_cache import EmbeddingCache, encoder_fingerprin
 from deepwell.features.files import FileFeature
 from deepwell.features.image import ImageFeature
 from deepwell.features.text import TextFeature
+from deepwell.models.base_folder import WEIGHTS, check_weights, identity
 
-WEIGHTS = "model.safetensors"
 ASSET_FILES = ("config.json", WEIGHTS, "tokenizer.json", "tokenizer_config.json", "vocab.txt",
                "special_tokens_map.json", "merges.txt", "vocab.json", "preprocessor_config.json")
 BATCH = 64
@@ -64,15 +64,6 @@ def _transformers():
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     return transformers
-
-
-def check_weights(source: Path) -> None:
-    if not (source / WEIGHTS).is_file():
-        pickled = sorted(p.name for p in source.glob("*.bin")) + sorted(p.name for p in source.glob("*.pt*"))
-        found = f" (it has {', '.join(pickled)}: pickle files, which can run code when loaded)" if pickled else ""
-        raise ConfigError(f"{source}: pretrained encoder folder without {WEIGHTS}{found}; deepwell loads "
-                          "safetensors weights only. Convert it with transformers' save_pretrained("
-                          "safe_serialization=True).")
 
 
 def load_pretrained(source: Path, processor: str):
@@ -116,8 +107,7 @@ class PretrainedAssets:
 
     def base_identity(self) -> dict[str, str]:
         """What an adapter's spec records of its base: the name as configured, the folder and its weights' hash."""
-        options = self._pretrained_options()
-        return {"name": str(options.pretrained), "path": str(self.base), "sha256": weights_hash(self.base)}
+        return identity(self._pretrained_options().pretrained, self.base)
 
     def attach_assets(self, folder: Path) -> None:
         self.source, self._loaded, self._cache = folder, None, None
@@ -141,17 +131,6 @@ class PretrainedAssets:
                for chunk in chunks]
         self._cache.save()
         return np.concatenate(out or [np.zeros((0, self.dim), np.float32)])
-
-
-def weights_hash(folder: Path) -> str:
-    """SHA-256 of the folder's model.safetensors: the base's identity an adapter checks before it is applied."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with (Path(folder) / WEIGHTS).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def adapter_spec(options, model_type: str) -> dict[str, Any]:

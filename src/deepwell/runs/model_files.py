@@ -22,6 +22,7 @@ from deepwell.evaluation.diagnosis import Diagnosis
 from deepwell.evaluation.results import RunMetrics
 from deepwell.fairness.thresholds import GroupThresholds
 from deepwell.features.pipeline import Preprocessor
+from deepwell.models import base_folder
 from deepwell.models.network import TabularNetwork, learned_state, with_base_state
 from deepwell.monitoring.profile import ReferenceProfile
 from deepwell.runs.files import write_json, write_text
@@ -156,49 +157,10 @@ def _located(architecture: dict[str, Any], folder: Path) -> dict[str, Any]:
     def located(spec: dict[str, Any]) -> dict[str, Any]:
         if "source" not in spec:
             return spec
-        source = base_folder(spec["base"], folder) if "base" in spec else folder / spec["source"]
+        source = base_folder.locate(spec["base"], folder) if "base" in spec else folder / spec["source"]
         return {**spec, "source": str(source)}
 
     return {**architecture, "inputs": {key: located(spec) for key, spec in architecture["inputs"].items()}}
-
-
-def base_folder(base: dict[str, str], folder: Path) -> Path:
-    """The base model an adapter was trained on: at its recorded path, else where its configured name resolves
-    (an installed model package), and only with the very weights it was trained on (SHA-256 of model.safetensors)."""
-    from deepwell.errors import ConfigError
-    from deepwell.features.pretrained import WEIGHTS, resolve_pretrained
-
-    candidates = [Path(base["path"])]
-    try:
-        candidates.append(resolve_pretrained(base["name"]))
-    except ConfigError:
-        pass
-    different = []
-    for candidate in dict.fromkeys(candidates):
-        if (candidate / WEIGHTS).is_file():
-            if _cached_hash(candidate / WEIGHTS) == base["sha256"]:
-                return candidate
-            different.append(str(candidate))
-    found = (f"; {', '.join(different)} holds different weights (the base changed since training)"
-             if different else "")
-    raise ModelFileError(f"{folder}: this model holds an adapter for the base model {base['name']!r} and "
-                         f"refers to it instead of copying it: expected at {base['path']} with "
-                         f"{WEIGHTS} of SHA-256 {base['sha256'][:16]}…{found}. Put that base folder back "
-                         "(or install its package), then load again.")
-
-
-_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def _cached_hash(path: Path) -> str:
-    """A file's SHA-256, remembered per (path, size, mtime) for this process (a base is often 100s of MB)."""
-    from deepwell.features.pretrained import weights_hash
-
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = weights_hash(path.parent)
-    return _HASHES[key]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
