@@ -436,3 +436,55 @@ def _section_at(loc: tuple) -> type[BaseModel] | None:
 SECTIONS.update({"the top level of the config": Config, "training:": TrainingConfig, "model:": ModelConfig,
                  "split:": SplitConfig, "columns.<name>:": ColumnConfig, "columns.<name>.text:": TextOptions,
                  "columns.<name>.image:": ImageOptions, "columns.<name>.audio:": AudioOptions})
+
+
+class GenerationConfig(_Strict):
+    """How text is sampled from a causal LM (deepwell generate, the generate and OpenAI-compatible routes)."""
+
+    max_tokens: int = Field(128, ge=1, le=4096, description="new tokens at most")
+    temperature: float = Field(0.0, ge=0, le=5, description="0: greedy (the most likely token each step)")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling: the smallest set of tokens whose "
+                         "probability reaches top_p")
+    seed: int | None = Field(None, description="the same seed, prompt and settings give the same text")
+
+
+class FinetuneConfig(_Strict):
+    """Fine-tuning a causal language model on prompt → completion pairs (deepwell finetune, dw.finetune)."""
+
+    method: FineTune = Field(FineTune.LORA, description="lora | prompt | full")
+    lora: LoraOptions = Field(default_factory=LoraOptions, description="method: lora")
+    prompt_tuning: PromptTuningOptions = Field(default_factory=PromptTuningOptions, description="method: prompt")
+    epochs: int = Field(3, ge=1, description="upper bound; the epoch with the lowest held-out loss is kept")
+    patience: int = Field(2, ge=1, description="epochs without a lower held-out loss before stopping")
+    learning_rate: float | None = Field(
+        None, gt=0, description="None: by method, 2e-4 for lora, 3e-2 for prompt, 2e-5 for full")
+    warmup: float = Field(0.05, ge=0, lt=1, description="share of the steps the learning rate warms up over "
+                          "(linearly, then decays linearly to zero)")
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(8, ge=1, description="sequences per step (before accumulation)")
+    gradient_accumulation: int = Field(1, ge=1, description="steps whose gradients add up before an update")
+    max_length: int = Field(512, ge=8, description="tokens per sequence; longer prompts lose their start")
+    batching: Literal["pad", "pack"] = Field(
+        "pad", description="pad: batches of similar length padded to their longest; pack: sequences concatenated "
+        "into max_length blocks (no padding; attention crosses example boundaries, as TRL's packing does)")
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        "auto", description="recompute activations in the backward pass (less memory, ~30% slower); auto: on a GPU")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on a GPU that supports it, else fp32")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="held-out share of the examples (at least one)")
+    eval_examples: int = Field(50, ge=1, description="held-out examples answered greedily for exact match / F1")
+    samples: int = Field(5, ge=0, description="held-out answers before and after shown in the report")
+    generation: GenerationConfig = Field(default_factory=GenerationConfig, description="the defaults for serving")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _not_frozen(cls, value):
+        if value in ("frozen", FineTune.FROZEN):
+            raise ValueError("a causal LM is fine-tuned with lora, prompt or full ('frozen' would learn nothing)")
+        return value
+
+    def rate(self) -> float:
+        default = {FineTune.LORA: 2e-4, FineTune.PROMPT: 3e-2, FineTune.FULL: 2e-5}[self.method]
+        return self.learning_rate or default

@@ -199,6 +199,11 @@ SECTIONS: list[tuple[str, str, Callable[[RunFiles], str | None]]] = [
 def build_report(run_dir: str | Path) -> Path:
     """Write (or rewrite) report.html in a run folder and return its path."""
     run = RunFolder.existing(run_dir)
+    if run.read_info().get("kind") == "generation":  # a fine-tuned causal LM (generation/train.py)
+        from deepwell.reports.generation import generation_report
+
+        write_text(run.report, generation_report(run))
+        return run.report
     files = RunFiles(run)
     if not run.metrics.is_file():
         raise ModelFileError(f"{run.path} has no metrics.json: the run did not finish, so there is nothing to "

@@ -19,6 +19,9 @@ runs/<name>/
   report.html            the self-contained report page (deepwell report RUN_DIR rebuilds it)
   data_curve.json/.png   `deepwell diagnose RUN_DIR`: the data-size learning curve
   auto_capacity.json     `train --auto-capacity`: the rounds tried (in the kept run)
+A fine-tuned causal LM's run (`deepwell finetune`, run.json kind: generation) has config.yaml, run.json,
+history.csv, metrics.json (held-out scores before and after), samples.json, diagnosis.json, report.html, model/
+(a generator folder: generation/model.py) and, with --merge, merged/ (a plain Hugging Face model folder).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class RunFolder:
     DATA_CURVE = "data_curve.json"
     DATA_CURVE_PLOT = "data_curve.png"
     AUTO_CAPACITY = "auto_capacity.json"
+    SAMPLES = "samples.json"  # a fine-tuned causal LM: held-out answers before and after
+    MERGED = "merged"  # a fine-tuned causal LM with merge: the adapter folded into a plain model folder
 
     path: Path
 

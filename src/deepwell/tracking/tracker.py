@@ -178,11 +178,14 @@ class MlflowTracker:
         mlflow.MlflowClient(self.uri).log_batch(self.run_id, metrics=metrics)
 
     @_guarded
-    def finish(self, run: RunFolder, metrics: RunMetrics, verdict: str | None, status: str) -> None:
+    def finish(self, run: RunFolder, metrics: RunMetrics | dict[str, float], verdict: str | None, status: str,
+               pyfunc: bool = True) -> None:
+        """Final metrics, the run folder's files, and the model: as an MLflow pyfunc model (a deepwell model
+        folder), or (`pyfunc=False`: a generator folder) as plain artifacts under model/."""
         import mlflow
 
         client = mlflow.MlflowClient(self.uri)
-        final = metrics.flat()
+        final = metrics.flat() if isinstance(metrics, RunMetrics) else metrics
         client.log_batch(self.run_id, metrics=[mlflow.entities.Metric(k, v, 0, 0) for k, v in final.items()])
         for item in sorted(run.path.iterdir()):
             if item.name in NOT_LOGGED or item == run.model:
@@ -191,6 +194,12 @@ class MlflowTracker:
                 client.log_artifacts(self.run_id, str(item), f"run/{item.name}")
             else:
                 client.log_artifact(self.run_id, str(item), "run")
+        if not pyfunc:
+            client.log_artifacts(self.run_id, str(run.model), "model")
+            if verdict is not None:
+                client.set_tag(self.run_id, "diagnosis", verdict)
+            client.set_terminated(self.run_id, "FINISHED" if status == "finished" else "KILLED")
+            return
         with mlflow.start_run(run_id=self.run_id):
             info = mlflow.pyfunc.log_model(name="model", python_model=str(PYFUNC_CODE),
                                            artifacts={"deepwell_model": str(run.model)},
