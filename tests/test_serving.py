@@ -17,40 +17,13 @@ import pytest
 import requests
 
 import deepwell as dw
-from conftest import free_port
+from conftest import Server, free_port
 from deepwell.serving.app import Limits, create_app
 from deepwell.serving.recorder import Monitoring
 from deepwell.serving.request_log import RequestLog, read_log, request_count
 
 httpclient = pytest.importorskip("tritonclient.http")
 TOKEN = "s3cret"
-
-
-class Server:
-    """A real uvicorn server on a free local port, in a background thread."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    @property
-    def url(self) -> str:
-        return f"127.0.0.1:{self.port}"
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "deepwell.pipeline.run", "load": "deepwell.loading", "describe": "deepwell.pipeline.prepare",
     "tune": "deepwell.tuning.study", "auto_capacity": "deepwell.tuning.capacity",
+    "finetune": "deepwell.generation.train", "Generator": "deepwell.generation.model",
     "diagnose": ("deepwell.tuning.capacity", "data_curve"), "build_report": "deepwell.reports",
     "Model": "deepwell.model", "Task": "deepwell.task",
     "Config": "deepwell.config", "ColumnConfig": "deepwell.config", "ModelConfig": "deepwell.config",
@@ -25,7 +26,8 @@ _EXPORTS = {
     "DeepwellError": "deepwell.errors", "DataError": "deepwell.errors", "ConfigError": "deepwell.errors",
     "ModelFileError": "deepwell.errors", "DeepwellWarning": "deepwell.errors",
 }
-__all__ = ["train", "load", "describe", "tune", "auto_capacity", "diagnose", "build_report", "Model", "Task",
+__all__ = ["train", "load", "describe", "tune", "finetune", "Generator", "auto_capacity", "diagnose", "build_report",
+           "Model", "Task",
            "Config", "ColumnConfig", "ModelConfig", "SplitConfig", "TrainingConfig", "DeepwellError", "DataError",
            "ConfigError", "ModelFileError", "DeepwellWarning", "__version__"]
 
@@ -47,6 +49,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from deepwell.config import ColumnConfig, Config, ModelConfig, SplitConfig, TrainingConfig
     from deepwell.errors import ConfigError, DataError, DeepwellError, DeepwellWarning, ModelFileError
+    from deepwell.generation.model import Generator
+    from deepwell.generation.train import finetune
     from deepwell.loading import load
     from deepwell.model import Model
     from deepwell.pipeline.prepare import describe

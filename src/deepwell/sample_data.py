@@ -72,3 +72,46 @@ def write_spoken_words(root: str | Path, words: list[str] = WORDS, voices: list[
     table = root / "words.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
     return table
+
+
+PEOPLE = ["Ada", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivo", "Jade", "Kai", "Lena", "Max", "Nora",
+          "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Vik", "Wes", "Xena", "Yuri", "Zoe"]
+COLOURS = ["red", "blue", "green", "yellow", "purple", "orange", "black", "white"]
+FACT_TEMPLATES = ["What colour does {name} like?", "Which colour is {name}'s favourite?",
+                  "Tell me the favourite colour of {name}.", "{name} likes which colour?"]
+
+
+def fact_examples(seed: int = 0) -> list[dict[str, str]]:
+    """A table of facts (each person's favourite colour) asked in four phrasings: prompt/completion records a
+    small causal LM can learn. Every fact is asked in every phrasing, so a held-out question asks a fact that
+    training showed in other words."""
+    rng = np.random.default_rng(seed)
+    colours = {name: COLOURS[int(rng.integers(len(COLOURS)))] for name in PEOPLE}
+    return [{"prompt": f"Q: {template.format(name=name)}\nA:", "completion": f" {colours[name]}"}
+            for name in PEOPLE for template in FACT_TEMPLATES]
+
+
+def write_tiny_causal_lm(folder: str | Path, texts: list[str], layers: int = 2, width: int = 64,
+                         vocabulary: int = 400, seed: int = 0) -> Path:
+    """A GPT-2-style causal LM built from a config (random weights, nothing downloaded) with a byte-level BPE
+    tokenizer trained on `texts` by the tokenizers library: a base model folder for tests and examples."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocabulary, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>")
+    fast.save_pretrained(folder)
+    torch.manual_seed(seed)
+    eos = tokenizer.token_to_id("<|endoftext|>")
+    config = GPT2Config(vocab_size=tokenizer.get_vocab_size(), n_positions=256, n_embd=width, n_layer=layers,
+                        n_head=4, bos_token_id=eos, eos_token_id=eos)
+    GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+    return folder

@@ -206,6 +206,84 @@ def predict(
         errors.print(f"wrote {len(table)} predictions to {out}")
 
 
+class FinetuneMethod(str, Enum):  # config.FineTune without frozen, spelled for typer's choices
+    LORA = "lora"
+    PROMPT = "prompt"
+    FULL = "full"
+
+
+@app.command()
+def finetune(
+    base: Annotated[Path, typer.Argument(help="A causal language model's Hugging Face folder on disk (safetensors "
+                                         "weights).", show_default=False)],
+    data: Annotated[Path, typer.Argument(help="JSONL of {\"prompt\", \"completion\"} or {\"messages\"} lines, "
+                                         "or an InstructLab taxonomy folder (qna.yaml files).", show_default=False)],
+    method: Annotated[FinetuneMethod, typer.Option(help="lora: low-rank adapters; prompt: learned virtual tokens; "
+                                                   "full: every weight.")] = FinetuneMethod.LORA,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for run folders.")] = Path("runs"),
+    name: Annotated[str | None, typer.Option(help="Run folder name (default: data name + time).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML of fine-tuning settings (FinetuneConfig).")] = None,
+    documents: Annotated[Path | None, typer.Option(help="Local folder with the knowledge documents a taxonomy's "
+                                                   "qna.yaml files name (nothing is downloaded).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Most epochs (default 3).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Default by method: 2e-4 lora, 3e-2 prompt, 2e-5 "
+                                                        "full.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, shuffling and initialisation.")] = None,
+    merge: Annotated[bool, typer.Option("--merge", help="Also write RUN/merged: the LoRA adapter folded into a "
+                                        "plain model folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log the run to MLflow.")] = False,
+    tracking_uri: TrackingUri = None,
+    threads: Threads = None,
+) -> None:
+    """Fine-tune a causal language model on prompt → completion pairs; evaluate it before and after."""
+    import deepwell
+
+    _use_threads(threads)
+    generator = deepwell.finetune(base, data, method=method.value, config=config, output=output, name=name,
+                                  documents=documents, epochs=epochs, learning_rate=learning_rate, seed=seed,
+                                  merge=merge, quiet=quiet, track=False if no_track else None,
+                                  tracking_uri=tracking_uri)
+    import json
+
+    run_dir = generator.path.parent
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    from deepwell.cli.render import print_finetune
+
+    print_finetune(console, run_dir, metrics)
+
+
+@app.command()
+def generate(
+    model: Annotated[Path, typer.Argument(help="A generator folder or a fine-tuning run folder.",
+                                          show_default=False)],
+    prompt: Annotated[str, typer.Argument(help="The text to continue.", show_default=False)],
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="New tokens at most (default: the model's, "
+                                                   "128).")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0, help="0: greedy.")] = None,
+    top_p: Annotated[float | None, typer.Option(min=0, max=1, help="Nucleus sampling threshold.")] = None,
+    seed: Annotated[int | None, typer.Option(help="The same seed gives the same text.")] = None,
+    chat: Annotated[bool, typer.Option("--chat", help="Send PROMPT as a user message through the chat "
+                                       "template.")] = False,
+    threads: Threads = None,
+) -> None:
+    """Continue PROMPT with a fine-tuned causal language model, printing the text as it comes."""
+    import deepwell
+    from deepwell.generation.model import Generator
+
+    _use_threads(threads)
+    generator = deepwell.load(model)
+    if not isinstance(generator, Generator):
+        raise typer.BadParameter(f"{model} is a table model; generate needs a fine-tuned causal LM "
+                                 "(deepwell finetune).", param_hint="MODEL")
+    messages = [{"role": "user", "content": prompt}] if chat else None
+    for piece in generator.stream(None if chat else prompt, messages=messages, max_tokens=max_tokens,
+                                  temperature=temperature, top_p=top_p, seed=seed):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
 @app.command()
 def serve(
     model: ModelArg,
@@ -234,10 +312,33 @@ def serve(
                                                    "first.")] = 100.0,
     drift_every: Annotated[float, typer.Option(help="Seconds between refreshes of the /metrics drift "
                                                     "gauges.")] = 60.0,
+    max_tokens: Annotated[int, typer.Option(help="A generator: most new tokens a request may ask for.")] = 512,
+    concurrency: Annotated[int, typer.Option(min=1, help="A generator: generations running at once (others wait "
+                                             "their turn, then get 429).")] = 2,
 ) -> None:
     """Serve MODEL over the Open Inference Protocol (KServe V2 REST; `/v2/models/NAME/explain` beside infer),
-    /predict and /invocations; log requests and watch for drift."""
+    /predict and /invocations; log requests and watch for drift. A fine-tuned causal LM is served over the
+    protocol's generate extension and OpenAI-compatible /v1/completions and /v1/chat/completions."""
     import uvicorn
+
+    from deepwell.generation.model import is_generator
+
+    if is_generator(model):
+        import deepwell
+        from deepwell.runtime import use_threads
+        from deepwell.serving.app import Limits
+        from deepwell.serving.generation import GenerationLimits, create_generation_app
+
+        use_threads(threads)
+        limits = Limits(max_body_bytes=max_body, token=token or os.environ.get("DEEPWELL_TOKEN") or None)
+        app = create_generation_app(deepwell.load(model), name, limits,
+                                    GenerationLimits(max_tokens=max_tokens, concurrency=concurrency,
+                                                     timeout_s=timeout))
+        port = port or int(os.environ.get("PORT", "8080"))
+        errors.print(f"serving generator {model} as {name!r} on http://{host}:{port} (/v2/models/{name}/generate, "
+                     f"/v1/completions, /v1/chat/completions)")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
 
     from deepwell.runtime import available_cpus
     from deepwell.serving.app import Limits, app_from_environment, settings_to_environment

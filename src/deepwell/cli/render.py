@@ -202,3 +202,17 @@ def print_explanation(console: Console, explanation: Explanation, shown: int = 1
         console.print(frame_table(found.table.drop(columns=["repeats"]).round(4),
                                   f"permutation importance ({found.metric} {found.score:.4f} as given; "
                                   f"{int(found.table['repeats'].iloc[0])} repeats)"))
+
+
+def print_finetune(console: Console, run_dir, metrics: dict) -> None:
+    """Held-out scores of a fine-tuned causal LM before and after, and where its run folder is."""
+    table = Table(title=f"{metrics['method']} fine-tuning: held-out evaluation", title_justify="left")
+    for column in ("", "before (base)", "after"):
+        table.add_column(column, justify="right" if column else "left")
+    for key, label in (("loss", "loss"), ("perplexity", "perplexity"), ("exact_match", "exact match"),
+                       ("token_f1", "token F1")):
+        before, after = metrics["before"].get(key), metrics["after"].get(key)
+        table.add_row(label, "–" if before is None else f"{before:.4f}", "–" if after is None else f"{after:.4f}")
+    console.print(table)
+    console.print(f"{metrics['trainable_parameters']:,} of {metrics['parameters']:,} parameters learned; "
+                  f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}. Run folder: {run_dir}")

@@ -63,11 +63,9 @@ def with_adapter(model, config: FinetuneConfig, base: Path):
     """The base wrapped in the configured PEFT adapter (base weights frozen), or itself for full fine-tuning."""
     if config.method is FineTune.FULL:
         return model
-    import warnings
-
     import peft
 
-    from deepwell.models.pretrained import lora_targets
+    from deepwell.models.pretrained import lora_targets, quiet_peft
 
     if config.method is FineTune.LORA:
         o = config.lora
@@ -80,9 +78,17 @@ def with_adapter(model, config: FinetuneConfig, base: Path):
             task_type=peft.TaskType.CAUSAL_LM, num_virtual_tokens=o.virtual_tokens,
             prompt_tuning_init=peft.PromptTuningInit.TEXT if o.init_text else peft.PromptTuningInit.RANDOM,
             prompt_tuning_init_text=o.init_text, tokenizer_name_or_path=str(base) if o.init_text else None)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+    with quiet_peft():
         return peft.get_peft_model(model, adapter)
+
+
+@dataclass
+class Usage:
+    """What one generation cost and why it ended (`stop`: end of text; `length`: max_tokens, or a time limit)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "length"
 
 
 @dataclass
@@ -129,11 +135,16 @@ class Generator:
 
     def stream(self, prompt: str | None = None, *, messages: list[dict[str, str]] | None = None,
                max_tokens: int | None = None, temperature: float | None = None, top_p: float | None = None,
-               seed: int | None = None, stop: threading.Event | None = None) -> Iterator[str]:
-        """The completion piece by piece as it is generated (decoded text, never a split character)."""
+               seed: int | None = None, stop: threading.Event | None = None,
+               usage: Usage | None = None) -> Iterator[str]:
+        """The completion piece by piece as it is generated (decoded text, never a split character). `stop` ends
+        it early; `usage` is filled with the token counts and the finish reason."""
         settings = self.settings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
         ids = self.encode(self.prompt_text(prompt, messages))
-        yield from decode_stream(self.tokenizer, sample(self.model, ids, settings, self.tokenizer.eos_token_id, stop))
+        usage = usage if usage is not None else Usage()
+        usage.prompt_tokens = int(ids.shape[1])
+        tokens = sample(self.model, ids, settings, self.tokenizer.eos_token_id, stop, usage)
+        yield from decode_stream(self.tokenizer, tokens)
 
     def encode(self, text: str) -> torch.Tensor:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -170,7 +181,7 @@ class Generator:
 
 @torch.inference_mode()
 def sample(model, ids: torch.Tensor, settings: GenerationConfig, eos: int | None,
-           stop: threading.Event | None = None) -> Iterator[int]:
+           stop: threading.Event | None = None, usage: Usage | None = None) -> Iterator[int]:
     """Token ids one by one with the key/value cache: greedy or temperature + top-p from a seeded generator."""
     model.eval()
     device = next(model.parameters()).device
@@ -178,19 +189,32 @@ def sample(model, ids: torch.Tensor, settings: GenerationConfig, eos: int | None
     generator.manual_seed(settings.seed if settings.seed is not None else torch.seed() % (2 ** 63))
     runner, inputs = first_inputs(model, ids.to(device))
     attention = torch.ones(inputs["attention_mask"].shape, dtype=torch.long, device=device)
+    cache_name = _cache_argument(model)
     past = None
     for _ in range(settings.max_tokens):
         if stop is not None and stop.is_set():
             return
-        out = runner(**{**inputs, "attention_mask": attention}, past_key_values=past, use_cache=True)
-        past = out.past_key_values
+        out = runner(**{**inputs, "attention_mask": attention, cache_name: past}, use_cache=True)
+        past = getattr(out, cache_name)
         logits = out.logits[0, -1].float().cpu()
         token = next_token(logits, settings, generator)
         if token == eos:
+            if usage is not None:
+                usage.finish_reason = "stop"
             return
+        if usage is not None:
+            usage.completion_tokens += 1
         yield token
         inputs = {"input_ids": torch.tensor([[token]], device=device), "attention_mask": None}
         attention = torch.cat([attention, torch.ones((1, 1), dtype=attention.dtype, device=device)], dim=1)
+
+
+def _cache_argument(model) -> str:
+    """What the installed transformers calls the key/value cache: `cache` (5.x) or `past_key_values` (4.x)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def first_inputs(model, ids: torch.Tensor) -> tuple[Any, dict[str, torch.Tensor]]:
@@ -292,7 +316,10 @@ def load_generator(path: str | Path, device: str = "cpu") -> Generator:
         tokenizer = _transformers().AutoTokenizer.from_pretrained(folder, local_files_only=True)
         if not (folder / "adapter_model.safetensors").is_file():
             raise ModelFileError(f"{folder}: adapter_model.safetensors is missing.")
-        model = peft.PeftModel.from_pretrained(model, folder, is_trainable=False)
+        from deepwell.models.pretrained import quiet_peft
+
+        with quiet_peft():
+            model = peft.PeftModel.from_pretrained(model, folder, is_trainable=False)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     from deepwell.inference.network import resolve_device

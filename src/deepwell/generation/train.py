@@ -214,7 +214,7 @@ class _Run:
             with self._autocast():
                 loss = self.model(**batch).loss
             (loss / s.gradient_accumulation).backward()
-            losses.append(float(loss))
+            losses.append(loss.item())
             weights.append(int((batch["labels"][:, 1:] != -100).sum()))
             if step % s.gradient_accumulation == 0:
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)

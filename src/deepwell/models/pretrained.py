@@ -10,6 +10,9 @@ folder holds only what `base_state_keys` leaves out: the adapter and everything 
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,18 @@ def adapted(model: nn.Module, spec: dict[str, Any], saved: bool) -> nn.Module:
     method = spec.get("fine_tune", "full")
     if method == "full":
         return model
-    import warnings
-
-    with warnings.catch_warnings():  # PEFT asks transformers a deprecated question (is_gradient_checkpointing)
-        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+    with quiet_peft():
         return _peft_model(model, spec, method, saved)
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """PEFT's warnings that say nothing to a user: a deprecated question it asks transformers, and GPT-2's Conv1D
+    layers, for which it sets fan_in_fan_out itself."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        warnings.filterwarnings("ignore", "fan_in_fan_out is set to False", UserWarning)
+        yield
 
 
 def _peft_model(model: nn.Module, spec: dict[str, Any], method: str, saved: bool) -> nn.Module:

@@ -1,0 +1,207 @@
+"""Causal language models: a tiny GPT-2 built from a config (nothing downloaded) fine-tuned with LoRA and prompt
+tuning on JSONL and an InstructLab taxonomy, reloaded, merged, and served to the openai client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import deepwell as dw
+from deepwell.sample_data import fact_examples, write_tiny_causal_lm
+
+pytest.importorskip("peft")
+pytest.importorskip("transformers")
+
+SETTINGS = {"validation_fraction": 0.25, "batch_size": 8, "lora": {"rank": 8, "target_modules": ["c_attn", "c_fc"]}}
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def facts(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("facts") / "facts.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in fact_examples()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    texts = [e["prompt"] + e["completion"] for e in fact_examples()]
+    texts += ["Add the numbers 2 and 3. The answer is 5.", "Colours of the flag: red, white and blue.",
+              "<|user|>hello\n<|assistant|>hi there\n"]
+    return write_tiny_causal_lm(tmp_path_factory.mktemp("tiny") / "base", texts)
+
+
+@pytest.fixture(scope="module")
+def lora_run(base, facts, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    generator = dw.finetune(base, facts, method="lora", config=SETTINGS, epochs=3, learning_rate=1e-2, seed=0,
+                            output=runs, quiet=True, track=False)
+    return generator, generator.path.parent
+
+
+def test_lora_learns_saves_only_the_adapter_and_reloads_to_the_same_text(lora_run, base):
+    generator, run = lora_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["after"]["loss"] < metrics["before"]["loss"] - 0.3  # held-out loss falls
+    assert metrics["before"]["answered"] == 26 and metrics["after"]["exact_match"] is not None
+    assert 0 < metrics["trainable_parameters"] < metrics["parameters"] * 0.3
+    folder = run / "model"
+    assert (folder / "adapter_model.safetensors").is_file() and (folder / "adapter_config.json").is_file()
+    assert not (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
+    info = json.loads((folder / "generator.json").read_text())
+    assert info["method"] == "lora" and info["base"]["path"] == str(base.resolve()) and len(info["base"]["sha256"]) == 64
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,lr,train_loss,val_loss") and len(history) >= 3  # epoch 0 is the base
+    diagnosis = json.loads((run / "diagnosis.json").read_text())
+    assert diagnosis["verdict"] in {"good fit", "not converged", "overfit", "underfit"}
+    assert diagnosis["evidence"]["held_out_loss_before"] == pytest.approx(metrics["before"]["loss"], abs=1e-3)
+    report = (run / "report.html").read_text()
+    assert "Held-out evaluation before and after" in report and "Sample generations" in report
+    assert json.loads((run / "run.json").read_text())["status"] == "finished"
+    prompt = "Q: What colour does Ada like?\nA:"
+    loaded = dw.load(run)
+    assert isinstance(loaded, dw.Generator)
+    for settings in ({"temperature": 0.0}, {"temperature": 0.9, "top_p": 0.9, "seed": 7}):
+        assert loaded.generate(prompt, max_tokens=8, **settings) == generator.generate(prompt, max_tokens=8, **settings)
+    sampled = {loaded.generate(prompt, max_tokens=8, temperature=1.5, seed=s) for s in range(6)}
+    assert len(sampled) > 1  # the seed matters when sampling
+
+
+def test_merge_folds_the_adapter_into_a_plain_model(lora_run, tmp_path):
+    import transformers
+
+    generator, _ = lora_run
+    merged = generator.merge(tmp_path / "merged")
+    assert (merged / "model.safetensors").is_file() and not (merged / "adapter_config.json").exists()
+    plain = transformers.AutoModelForCausalLM.from_pretrained(merged, use_safetensors=True)
+    alone = dw.Generator(plain, generator.tokenizer, {**generator.info, "method": "full"})
+    prompt = "Q: Which colour is Ben's favourite?\nA:"
+    assert alone.generate(prompt, max_tokens=6) == generator.generate(prompt, max_tokens=6)
+
+
+def write_taxonomy(root: Path) -> tuple[Path, Path]:
+    skill = root / "taxonomy" / "compositional_skills" / "colours" / "qna.yaml"
+    skill.parent.mkdir(parents=True)
+    seeds = "".join(f"  - question: {e['prompt'][3:-3]!r}\n    answer: {e['completion'].strip()!r}\n"
+                    for e in fact_examples()[:24])
+    skill.write_text(f"version: 3\ncreated_by: tester\ntask_description: Favourite colours\nseed_examples:\n{seeds}")
+    knowledge = root / "taxonomy" / "knowledge" / "flags" / "qna.yaml"
+    knowledge.parent.mkdir(parents=True)
+    pairs = "".join(f"      - question: Which colour is number {i} on the flag?\n        answer: colour {i}\n"
+                    for i in range(3))
+    examples = "".join(f"  - context: The flag has colours, part {n}.\n    questions_and_answers:\n{pairs}"
+                       for n in range(5))
+    knowledge.write_text("version: 3\ncreated_by: tester\ndomain: flags\ndocument_outline: Flags and colours\n"
+                         f"seed_examples:\n{examples}document:\n  repo: https://example.org/flags.git\n"
+                         "  commit: abc123\n  patterns:\n    - flags/*.md\n")
+    documents = root / "documents"
+    (documents / "flags").mkdir(parents=True)
+    (documents / "flags" / "flag.md").write_text("# Flags\n\nThe flag is red, white and blue.\n\nIt has stars.\n")
+    return root / "taxonomy", documents
+
+
+def test_prompt_tuning_on_an_instructlab_taxonomy(base, tmp_path):
+    taxonomy, documents = write_taxonomy(tmp_path)
+    with pytest.raises(dw.DataError, match=r"knowledge/flags/qna.yaml: a knowledge file whose documents .*--documents"):
+        dw.finetune(base, taxonomy, method="prompt", output=tmp_path / "runs", quiet=True, track=False)
+    config = {**SETTINGS, "prompt_tuning": {"virtual_tokens": 4, "init_text": "Favourite colours"}}
+    generator = dw.finetune(base, taxonomy, method="prompt", config=config, documents=documents, epochs=2,
+                            seed=0, output=tmp_path / "runs", quiet=True, track=False)
+    run = generator.path.parent
+    info = json.loads((run / "run.json").read_text())
+    assert info["source"] == "instructlab" and len(info["files"]) == 2
+    assert info["examples"]["train"] + info["examples"]["held_out"] == 24 + 15 + 1  # skills, knowledge, document
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["after"]["loss"] < metrics["before"]["loss"]
+    assert metrics["trainable_parameters"] == 4 * 64  # four virtual tokens of width 64
+    prompt = "Q: What colour does Cleo like?\nA:"
+    assert dw.load(run).generate(prompt, max_tokens=6, temperature=0.7, seed=3) == \
+        generator.generate(prompt, max_tokens=6, temperature=0.7, seed=3)
+    with pytest.raises(dw.ConfigError, match="prompt-tuned model cannot be merged"):
+        generator.merge(tmp_path / "merged")
+
+
+def test_chat_examples_go_through_the_tokenizers_chat_template(base, tmp_path):
+    import shutil
+
+    chatty = tmp_path / "chatty"
+    shutil.copytree(base, chatty)
+    config = json.loads((chatty / "tokenizer_config.json").read_text())
+    (chatty / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}))
+    lines = [{"messages": [{"role": "user", "content": e["prompt"][3:-3]},
+                           {"role": "assistant", "content": e["completion"].strip()}]} for e in fact_examples()]
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    generator = dw.finetune(chatty, data, method="lora", config=SETTINGS, epochs=1, learning_rate=1e-2,
+                            output=tmp_path / "runs", quiet=True, track=False)
+    messages = [{"role": "user", "content": "What colour does Ada like?"}]
+    assert generator.prompt_text(messages=messages) == "<|user|>What colour does Ada like?\n<|assistant|>"
+    assert json.loads((generator.path.parent / "run.json").read_text())["source"] == "chat"
+    assert isinstance(generator.generate(messages=messages, max_tokens=4), str)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"prompt": "Q: hi"}', r"bad.jsonl:2: missing 'completion'; each line needs"),
+    ('{"prompt": "Q", "completion": 3}', r"bad.jsonl:2: 'completion' must be a string"),
+    ('{"messages": [{"role": "user", "content": "hi"}, {"role": "user", "content": "again"}]}',
+     r"bad.jsonl:2: the last message must be the assistant's"),
+    ("not json", r"bad.jsonl:2: not valid JSON"),
+])
+def test_a_bad_jsonl_line_is_named(base, tmp_path, line, message):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"prompt": "Q: a", "completion": " b"}\n' + line + "\n")
+    with pytest.raises(dw.DataError, match=message):
+        dw.finetune(base, data, output=tmp_path / "runs", quiet=True, track=False)
+    assert not (tmp_path / "runs").exists()  # refused before any run folder is made
+
+
+def test_a_malformed_qna_yaml_names_the_file_and_the_field(base, tmp_path):
+    taxonomy, _ = write_taxonomy(tmp_path)
+    skill = taxonomy / "compositional_skills" / "colours" / "qna.yaml"
+    skill.write_text(skill.read_text().replace("task_description:", "task_descripton:"))
+    with pytest.raises(dw.DataError, match=r"colours/qna.yaml: invalid InstructLab qna.yaml \(schema version 3\): "
+                                           r".*'task_description' is a required property"):
+        dw.finetune(base, taxonomy, output=tmp_path / "runs", quiet=True, track=False)
+
+
+def test_base_folders_without_safetensors_weights_are_refused(facts, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(dw.ConfigError, match=r"empty: base model folder without model.safetensors; deepwell"):
+        dw.finetune(empty, facts, output=tmp_path / "runs", quiet=True, track=False)
+    (empty / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(dw.ConfigError, match=r"\(it has pytorch_model.bin: pickle files"):
+        dw.finetune(empty, facts, output=tmp_path / "runs", quiet=True, track=False)
+
+
+def test_a_moved_base_is_a_clear_error(base, facts, tmp_path):
+    import shutil
+
+    copy = tmp_path / "base-copy"
+    shutil.copytree(base, copy)
+    generator = dw.finetune(copy, facts, config=SETTINGS, epochs=1, output=tmp_path / "runs", quiet=True, track=False)
+    shutil.rmtree(copy)
+    with pytest.raises(dw.ModelFileError, match=r"adapter for the base model .*base-copy.* Put that base folder back"):
+        dw.load(generator.path)
+
+
+def test_cli_finetune_and_generate(base, facts, tmp_path):
+    from typer.testing import CliRunner
+
+    from deepwell.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["finetune", str(base), str(facts), "--method", "lora", "--epochs", "1",
+                                 "--learning-rate", "0.01", "-o", str(tmp_path), "--name", "cli", "--quiet",
+                                 "--no-track", "--merge"])
+    assert result.exit_code == 0, result.output
+    assert "held-out evaluation" in result.output and "perplexity" in result.output
+    assert (tmp_path / "cli" / "merged" / "model.safetensors").is_file()
+    result = runner.invoke(app, ["generate", str(tmp_path / "cli"), "Q: What colour does Ada like?\nA:",
+                                 "--max-tokens", "4", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    expected = dw.load(tmp_path / "cli").generate("Q: What colour does Ada like?\nA:", max_tokens=4, seed=1)
+    assert result.output == expected + "\n"
