@@ -52,7 +52,8 @@ def test_lora_learns_saves_only_the_adapter_and_reloads_to_the_same_text(lora_ru
     assert (folder / "adapter_model.safetensors").is_file() and (folder / "adapter_config.json").is_file()
     assert not (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
     info = json.loads((folder / "generator.json").read_text())
-    assert info["method"] == "lora" and info["base"]["path"] == str(base.resolve()) and len(info["base"]["sha256"]) == 64
+    assert info["method"] == "lora" and info["base"]["path"] == str(base.resolve())
+    assert len(info["base"]["sha256"]) == 64
     history = (run / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch,lr,train_loss,val_loss") and len(history) >= 3  # epoch 0 is the base
     diagnosis = json.loads((run / "diagnosis.json").read_text())
@@ -205,3 +206,63 @@ def test_cli_finetune_and_generate(base, facts, tmp_path):
     assert result.exit_code == 0, result.output
     expected = dw.load(tmp_path / "cli").generate("Q: What colour does Ada like?\nA:", max_tokens=4, seed=1)
     assert result.output == expected + "\n"
+
+
+@pytest.fixture(scope="module")
+def served(lora_run):
+    from conftest import Server
+    from deepwell.serving.app import Limits
+    from deepwell.serving.generation import GenerationLimits, create_generation_app
+
+    generator, _ = lora_run
+    app = create_generation_app(generator, "facts", Limits(token="s3cret"), GenerationLimits(max_tokens=32))
+    with Server(app) as server:
+        yield server, generator
+
+
+def test_the_openai_client_completes_chats_and_streams(served):
+    openai = pytest.importorskip("openai")
+    server, generator = served
+    client = openai.OpenAI(base_url=f"http://{server.url}/v1", api_key="s3cret", max_retries=0)
+    prompt = "Q: What colour does Ada like?\nA:"
+    expected = generator.generate(prompt, max_tokens=6, temperature=0.8, seed=5)
+    done = client.completions.create(model="facts", prompt=prompt, max_tokens=6, temperature=0.8, seed=5)
+    assert done.choices[0].text == expected and done.usage.completion_tokens <= 6
+    assert done.usage.prompt_tokens == generator.count_tokens(prompt)
+    pieces = list(client.completions.create(model="facts", prompt=prompt, max_tokens=6, temperature=0.8, seed=5,
+                                            stream=True))
+    assert "".join(p.choices[0].text for p in pieces) == expected
+    assert pieces[-1].choices[0].finish_reason in ("stop", "length")
+    messages = [{"role": "user", "content": "What colour does Ada like?"}]
+    reply = client.chat.completions.create(model="facts", messages=messages, max_tokens=5)
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content == generator.generate(messages=messages, max_tokens=5)
+    streamed = client.chat.completions.create(model="facts", messages=messages, max_tokens=5, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == reply.choices[0].message.content
+    assert [m.id for m in client.models.list()] == ["facts"]
+    with pytest.raises(openai.BadRequestError, match="max_tokens 100 is above this server's limit of 32"):
+        client.completions.create(model="facts", prompt=prompt, max_tokens=100)
+    with pytest.raises(openai.NotFoundError, match="unknown model 'gpt-4'"):
+        client.chat.completions.create(model="gpt-4", messages=messages)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"http://{server.url}/v1", api_key="wrong", max_retries=0).models.list()
+
+
+def test_the_open_inference_protocol_generate_extension(served):
+    import requests
+
+    server, generator = served
+    headers = {"Authorization": "Bearer s3cret"}
+    url = f"http://{server.url}/v2/models/facts"
+    body = {"text_input": "Q: Which colour is Ben's favourite?\nA:", "parameters": {"max_tokens": 6}}
+    answer = requests.post(f"{url}/generate", json=body, headers=headers, timeout=30).json()
+    assert answer == {"model_name": "facts", "model_version": "1",
+                      "text_output": generator.generate(body["text_input"], max_tokens=6)}
+    with requests.post(f"{url}/generate_stream", json=body, headers=headers, stream=True, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[len("data: "):]) for line in response.iter_lines(decode_unicode=True)
+                  if line.startswith("data: ")]
+    assert "".join(e["text_output"] for e in events) == answer["text_output"]
+    assert requests.get(f"http://{server.url}/v2/health/ready", timeout=5).status_code == 200  # no token needed
+    refused = requests.post(f"{url}/generate", json={"parameters": {}}, headers=headers, timeout=5)
+    assert refused.status_code == 400 and "text_input: Field required" in refused.json()["error"]
