@@ -266,3 +266,94 @@ def test_the_open_inference_protocol_generate_extension(served):
     assert requests.get(f"http://{server.url}/v2/health/ready", timeout=5).status_code == 200  # no token needed
     refused = requests.post(f"{url}/generate", json={"parameters": {}}, headers=headers, timeout=5)
     assert refused.status_code == 400 and "text_input: Field required" in refused.json()["error"]
+
+
+def test_packing_accumulation_and_checkpointing_train_and_the_memory_estimate_is_printed(base, facts, tmp_path,
+                                                                                          capsys):
+    config = {**SETTINGS, "batching": "pack", "max_length": 64, "gradient_accumulation": 2,
+              "gradient_checkpointing": True, "batch_size": 4}
+    generator = dw.finetune(base, facts, method="lora", config=config, epochs=2, learning_rate=1e-2,
+                            output=tmp_path, track=False)
+    err = capsys.readouterr().err
+    assert "memory estimate on cpu:" in err and "parameters learn" in err and "epoch 2/2" in err
+    metrics = json.loads((generator.path.parent / "metrics.json").read_text())
+    assert metrics["after"]["loss"] < metrics["before"]["loss"]
+
+
+def test_a_busy_server_answers_429_and_a_slow_generation_stops_at_the_time_limit(lora_run):
+    import asyncio
+
+    from deepwell.generation.model import Usage
+    from deepwell.serving.app import ClientError
+    from deepwell.serving.generation import GenerationLimits, Scheduler
+
+    generator, _ = lora_run
+
+    class Connected:
+        async def is_disconnected(self) -> bool:
+            return False
+
+    async def scenario():
+        scheduler = Scheduler(generator, GenerationLimits(concurrency=1, queue_s=0.05, timeout_s=0.0))
+        settings = {"max_tokens": 200, "temperature": 1.0, "top_p": None, "seed": 1}
+        usage = Usage()
+        first = scheduler.stream(Connected(), "Q: hi\nA:", None, settings, usage)
+        await anext(first)  # holds the only slot
+        with pytest.raises(ClientError, match="the server is busy"):
+            await scheduler.complete(Connected(), "Q: hi\nA:", None, settings)
+        rest = [piece async for piece in first]
+        return usage, rest
+
+    usage, rest = asyncio.run(scenario())
+    assert usage.finish_reason == "length" and usage.completion_tokens < 200  # stopped by the 0 s time limit
+
+
+def test_deepwell_serve_starts_a_generator_from_the_command_line(lora_run):
+    import subprocess
+    import sys
+
+    import requests
+
+    from conftest import free_port
+
+    _, run = lora_run
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "deepwell.cli.main", "serve", str(run), "--port", str(port),
+                                "--name", "facts", "--threads", "1", "--max-tokens", "8"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        import time
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+                time.sleep(0.2)
+        answer = requests.post(f"http://127.0.0.1:{port}/v1/completions", timeout=30,
+                               json={"model": "facts", "prompt": "Q: What colour does Ada like?\nA:", "max_tokens": 4})
+        assert answer.status_code == 200 and answer.json()["object"] == "text_completion"
+        too_many = requests.post(f"http://127.0.0.1:{port}/v1/completions", timeout=30,
+                                 json={"prompt": "Q:", "max_tokens": 9})
+        assert too_many.status_code == 400 and "limit of 8" in too_many.json()["error"]["message"]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_finetuning_run_is_tracked_in_mlflow(base, facts, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    generator = dw.finetune(base, facts, method="lora", config=SETTINGS, epochs=2, learning_rate=1e-2,
+                            output=tmp_path / "runs", quiet=True, track=True, tracking_uri=uri)
+    info = json.loads((generator.path.parent / "run.json").read_text())
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(info["tracking"]["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["kind"] == "generation"
+    assert run.data.metrics["after_loss"] < run.data.metrics["before_loss"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
+    assert run.data.params["method"] == "lora" and "diagnosis" in run.data.tags
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert "model/adapter_model.safetensors" in artifacts and "model/generator.json" in artifacts

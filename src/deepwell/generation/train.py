@@ -145,7 +145,10 @@ class _Run:
     def _checkpointing(self) -> None:
         wanted = self.settings.gradient_checkpointing
         if wanted is True or (wanted == "auto" and self.device.type == "cuda"):
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(self.model, "activation_checkpointing_enable"):  # the name transformers 5 prefers
+                self.model.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if self.settings.method is not FineTune.FULL:
                 self.model.enable_input_require_grads()  # the frozen embeddings' output must carry gradients
 
