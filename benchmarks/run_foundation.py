@@ -118,7 +118,11 @@ def _merged(rows: list[dict], args) -> list[dict]:
     if args.rows or not path.is_file():
         return rows
     ran = {row["method"] for row in rows}
-    kept = [row for row in json.loads(path.read_text())["rows"] if row["method"] not in ran]
+    last = json.loads(path.read_text())
+    kept = [row for row in last["rows"] if row["method"] not in ran]
+    for row in kept:  # results written before the budget was recorded per row
+        if "trainable_parameters" in row and row["method"] != "frozen":
+            row.setdefault("epoch_budget", last.get("epochs"))
     order = {name: i for i, name in enumerate(("baseline",) + METHODS)}
     return sorted(rows + kept, key=lambda row: order.get(row["method"], 0))
 
