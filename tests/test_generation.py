@@ -357,3 +357,16 @@ def test_a_finetuning_run_is_tracked_in_mlflow(base, facts, tmp_path):
     assert run.data.params["method"] == "lora" and "diagnosis" in run.data.tags
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
     assert "model/adapter_model.safetensors" in artifacts and "model/generator.json" in artifacts
+
+
+def test_deepwell_info_describes_a_generator(lora_run):
+    from typer.testing import CliRunner
+
+    from deepwell.cli.main import app
+
+    _, run = lora_run
+    result = CliRunner().invoke(app, ["info", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "lora fine-tuning of a gpt2 model" in result.output and "SHA-256" in result.output
+    adapter = sum(p.numel() for n, p in dw.load(run).model.named_parameters() if "lora_" in n)
+    assert f"{adapter:,} parameters of its own" in " ".join(result.output.split())

@@ -517,6 +517,17 @@ def info(model: ModelArg) -> None:
     from deepwell.cli import render
 
     loaded = deepwell.load(model)
+    if isinstance(loaded, deepwell.Generator):
+        info = loaded.info
+        base = info.get("base", {})
+        own = {"lora": "lora_", "prompt": "prompt_encoder", "full": ""}[info["method"]]  # the adapter's names
+        learned = sum(p.numel() for n, p in loaded.model.named_parameters() if own in n)
+        console.print(f"[bold]causal language model[/] ({info['method']} fine-tuning of a "
+                      f"{info.get('base_model_type')} model), {learned:,} parameters of its own")
+        if base:
+            console.print(f"base: {base['name']} at {base['path']} (SHA-256 {base['sha256'][:16]}…)")
+        console.print(f"generation defaults: {info.get('generation')}")
+        return
     arch = loaded.network.architecture["model"]
     console.print(f"[bold]{loaded.task}[/] model predicting [bold]{loaded.target}[/] — "
                   f"{loaded.parameter_count:,} parameters, deepwell {loaded.meta.get('deepwell_version')}")
