@@ -13,7 +13,6 @@ Nothing in it runs code: weights are safetensors, the rest JSON; loading checks 
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from deepwell.config import FineTune, FinetuneConfig, GenerationConfig
 from deepwell.errors import ConfigError, ModelFileError
 from deepwell.generation.data import plain_prompt
 from deepwell.models import base_folder
-from deepwell.runs.files import write_json
+from deepwell.runs.files import staged_folder, write_json
 
 INFO = "generator.json"
 FORMAT, FORMAT_VERSION = "deepwell-generator", 1
@@ -169,13 +168,9 @@ class Generator:
         if self.method is FineTune.LORA:
             model = copy.deepcopy(model).merge_and_unload()
         path = Path(path)
-        staging = _staging(path)
-        try:
+        with staged_folder(path) as staging:
             model.save_pretrained(staging, safe_serialization=True)
             self.tokenizer.save_pretrained(staging)
-            _swap(staging, path)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return path
 
 
@@ -257,37 +252,15 @@ def decode_stream(tokenizer, tokens: Iterator[int]) -> Iterator[str]:
 
 def save_generator(path: Path, model, tokenizer, info: dict[str, Any]) -> Path:
     """Write a generator folder (atomic: staged beside the target, then swapped in)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = _staging(path)
-    try:
-        import warnings
+    import warnings
 
+    with staged_folder(path) as staging:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PEFT warns when it cannot check the base's config online
             model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         write_json(staging / INFO, {"format": FORMAT, "format_version": FORMAT_VERSION, **info})
-        _swap(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return path
-
-
-def _staging(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.saving")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
-
-
-def _swap(staging: Path, path: Path) -> None:
-    old = path.with_name(f".{path.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    staging.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def is_generator(path: str | Path) -> bool:

@@ -1,12 +1,14 @@
 """Atomic writes: a file is written beside its target, flushed to disk, then renamed over it.
 
-A crash or SIGKILL at any moment leaves the old file or the new one, never a torn one.
+A crash or SIGKILL at any moment leaves the old file or the new one, never a torn one; a folder (a model folder,
+a generator folder) is staged beside its target and swapped in the same way (`staged_folder`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,27 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_folder(path: Path) -> Iterator[Path]:
+    """A folder written whole beside `path` (`.NAME.saving`) and swapped in when the block succeeds, so a failed
+    or interrupted save leaves the old folder as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.saving")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        staging.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text(path: Path, text: str) -> None:

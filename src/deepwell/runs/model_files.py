@@ -9,7 +9,6 @@ weights); weights.safetensors then holds only what learned, and loading finds th
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from deepwell.features.pipeline import Preprocessor
 from deepwell.models import base_folder
 from deepwell.models.network import TabularNetwork, learned_state, with_base_state
 from deepwell.monitoring.profile import ReferenceProfile
-from deepwell.runs.files import write_json, write_text
+from deepwell.runs.files import staged_folder, write_json, write_text
 
 FORMAT = "deepwell-model"
 FORMAT_VERSION = 1
@@ -49,12 +48,7 @@ class SavedModel:
 def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNetwork, meta: dict[str, Any],
                       metrics: RunMetrics | None = None, diagnosis: Diagnosis | None = None,
                       reference: ReferenceProfile | None = None, thresholds: GroupThresholds | None = None) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.saving")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged_folder(Path(path)) as staging:
         state = learned_state(network)
         save_file(state, str(staging / "weights.safetensors"), metadata={"format": FORMAT})
         write_text(staging / "preprocessor.json", preprocessor.to_json())
@@ -69,14 +63,6 @@ def save_model_folder(path: Path, preprocessor: Preprocessor, network: TabularNe
             write_json(staging / REFERENCE, reference.to_dict())
         if thresholds is not None:
             write_json(staging / THRESHOLDS, thresholds.to_dict())
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
-            path.rename(old)
-        staging.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def find_model_folder(path: str | Path) -> Path:
