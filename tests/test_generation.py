@@ -370,3 +370,12 @@ def test_deepwell_info_describes_a_generator(lora_run):
     assert "lora fine-tuning of a gpt2 model" in result.output and "SHA-256" in result.output
     adapter = sum(p.numel() for n, p in dw.load(run).model.named_parameters() if "lora_" in n)
     assert f"{adapter:,} parameters of its own" in " ".join(result.output.split())
+
+
+def test_deepwell_compare_reads_fine_tuning_runs(lora_run):
+    from deepwell.tracking.runs import run_summary
+
+    _, run = lora_run
+    label, params, metrics = run_summary(str(run))
+    assert label == run.name and params["method"] == "lora"
+    assert metrics["after_loss"] < metrics["before_loss"] and "after_exact_match" in metrics

@@ -119,7 +119,8 @@ class _Run:
         self.held_tokens = encode(held_out, tokenizer, prompt, settings.max_length)
 
     def execute(self, merge: bool) -> Generator:
-        self.tracker.start(self.run, self.settings.model_dump(mode="json"), {"kind": "generation"})
+        tags = {"kind": "generation", "task": "generation"}
+        self.tracker.start(self.run, self.settings.model_dump(mode="json"), tags)
         try:
             self._checkpointing()
             self._say(memory_estimate(self.model, self.settings, self.train_tokens, self.bf16, self.device))
@@ -253,9 +254,9 @@ class _Run:
 
         build_report(run.path)
         run.write_info(status=RunStatus.FINISHED.value, model=str(run.model))
-        flat = {f"{when}_{k}": v for when, s in (("before", before), ("after", after))
-                for k, v in s.to_dict().items() if isinstance(v, (int, float)) and v is not None}
-        self.tracker.finish(run, flat, diagnosis.verdict.value, "finished", pyfunc=False)
+        from deepwell.tracking.runs import generation_flat
+
+        self.tracker.finish(run, generation_flat(metrics), diagnosis.verdict.value, "finished", pyfunc=False)
         if self.tracker.summary():
             run.write_info(tracking=self.tracker.summary())
 

@@ -15,9 +15,9 @@ from deepwell.runs.layout import RunFolder
 from deepwell.tracking.registry import _client
 from deepwell.tracking.tracker import DEFAULT_EXPERIMENT, flatten, quiet_mlflow
 
-FINAL_PREFIXES = ("test_", "validation_", "baseline_", "training_")
+FINAL_PREFIXES = ("test_", "validation_", "baseline_", "training_", "before_", "after_")
 KEY_METRICS = ("test_accuracy", "test_roc_auc", "test_f1_macro", "test_rmse", "test_r2",
-               "baseline_test_accuracy", "baseline_test_rmse")
+               "baseline_test_accuracy", "baseline_test_rmse", "after_loss", "after_exact_match")
 
 
 def list_runs(experiment: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
@@ -40,6 +40,12 @@ def list_runs(experiment: str | None = None, tracking_uri: str | None = None) ->
     return table
 
 
+def generation_flat(metrics: dict[str, Any]) -> dict[str, float]:
+    """A fine-tuned causal LM's metrics.json as flat numbers: before_loss, after_exact_match, …"""
+    return {f"{when}_{key}": value for when in ("before", "after") for key, value in metrics[when].items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
 def run_summary(ref: str, tracking_uri: str | None = None) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(label, params, metrics) of a run folder or an MLflow run id."""
     run = RunFolder(Path(ref))
@@ -47,7 +53,8 @@ def run_summary(ref: str, tracking_uri: str | None = None) -> tuple[str, dict[st
         params = flatten(yaml.safe_load(run.config.read_text(encoding="utf-8")))
         metrics: dict[str, Any] = {}
         if run.metrics.is_file():
-            metrics = RunMetrics.from_dict(json.loads(run.metrics.read_text(encoding="utf-8"))).flat()
+            data = json.loads(run.metrics.read_text(encoding="utf-8"))
+            metrics = generation_flat(data) if data.get("kind") == "generation" else RunMetrics.from_dict(data).flat()
         return run.path.name, params, metrics
     with quiet_mlflow():
         mlflow, client = _client(tracking_uri)
