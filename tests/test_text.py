@@ -172,8 +172,11 @@ def test_minilm_adapter_trains_saves_only_itself_and_reloads_exactly(sms_csv, tm
     assert arch["fine_tune"] == method and arch["source"] == "base" and len(arch["base"]["sha256"]) == 64
     assert (model.run_dir / "checkpoint.safetensors").stat().st_size < 10_000_000
     assert "fine_tune: " + method in (model.run_dir / "config.yaml").read_text()
-    np.testing.assert_allclose(dw.load(model.run_dir).predict_proba(sample.head(20)),
-                               model.predict_proba(sample.head(20)), atol=1e-6)
+    loaded = dw.load(model.run_dir)
+    np.testing.assert_allclose(loaded.predict_proba(sample.head(20)), model.predict_proba(sample.head(20)), atol=1e-6)
+    again = dw.load(loaded.save(tmp_path / "again"))  # a loaded adapter model saves as small and reloads the same
+    assert (tmp_path / "again" / "weights.safetensors").stat().st_size < 2_000_000
+    np.testing.assert_allclose(again.predict_proba(sample.head(20)), model.predict_proba(sample.head(20)), atol=1e-6)
 
 
 def test_an_adapter_refuses_a_base_whose_weights_changed(sms_csv, tmp_path):
