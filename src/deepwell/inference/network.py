@@ -22,9 +22,19 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+TABLE_BATCH, ENCODER_BATCH = 4096, 128  # rows per forward pass; a pretrained transformer's activations are large
+
+
 def network_outputs(network: nn.Module, inputs: dict[str, torch.Tensor], task: Task, device: torch.device,
-                    batch_size: int = 4096) -> np.ndarray:
-    """Probabilities (classification) or standardised values (regression) for every row, in eval mode."""
+                    batch_size: int | None = None) -> np.ndarray:
+    """Probabilities (classification) or standardised values (regression) for every row, in eval mode. Rows go
+    through in batches of 4,096, or 128 where a pretrained encoder runs inside the network (4,096 MiniLM rows at
+    once held gigabytes of activations)."""
+    if batch_size is None:
+        batch_size = getattr(network, "inference_batch", None)
+        if batch_size is None:  # looked up once per network (a served row must not walk the modules each time)
+            heavy = any(hasattr(module, "base_state_keys") for module in network.modules())
+            batch_size = network.inference_batch = ENCODER_BATCH if heavy else TABLE_BATCH
     if network.training:  # train()/eval() set every submodule; skipping a no-op eval saves a served row 0.3 ms
         network.eval()
     rows = len(next(iter(inputs.values())))
