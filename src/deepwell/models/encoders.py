@@ -139,8 +139,17 @@ class BagOfTokensEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.split:
-            return self.dropout(torch.cat([self.bag(tokens[:, :self.split]), self.bag(tokens[:, self.split:])], 1))
-        return self.dropout(self.bag(tokens))
+            return self.dropout(torch.cat([self._mean(tokens[:, :self.split]), self._mean(tokens[:, self.split:])], 1))
+        return self.dropout(self._mean(tokens))
+
+    def _mean(self, ids: torch.Tensor) -> torch.Tensor:
+        """EmbeddingBag's mean over the non-padding ids; spelled as a lookup and a masked mean while exporting to
+        ONNX, which has no EmbeddingBag with a padding index (the same numbers)."""
+        if not torch.onnx.is_in_onnx_export():
+            return self.bag(ids)
+        vectors = nn.functional.embedding(ids, self.bag.weight)
+        mask = (ids != 0).unsqueeze(-1).to(vectors.dtype)
+        return (vectors * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
 
 
 def build_encoder(spec: dict[str, Any], dropout: float, numeric_embedding: str = "none",
