@@ -379,3 +379,20 @@ def test_deepwell_compare_reads_fine_tuning_runs(lora_run):
     label, params, metrics = run_summary(str(run))
     assert label == run.name and params["method"] == "lora"
     assert metrics["after_loss"] < metrics["before_loss"] and "after_exact_match" in metrics
+
+
+@pytest.mark.parametrize("mode", ["pad", "pack"])
+def test_batch_count_is_the_number_of_batches_an_epoch_makes(mode):
+    import random
+
+    from deepwell.generation.tokens import IGNORE, Encoded, batch_count, batches
+
+    rng = random.Random(0)
+    encoded = [Encoded(list(range(1, n + 1)), [IGNORE] + list(range(2, n + 1)), f"line {i}")
+               for i, n in enumerate(rng.randint(2, 40) for _ in range(1100))]
+    made = list(batches(encoded, 8, mode, 0, 64, seed=3))
+    assert batch_count(encoded, 8, mode, 64) == len(made)
+    if mode == "pad":  # every example once, padded only to its batch's longest
+        assert sum(int(b["attention_mask"].sum()) for b in made) == sum(len(e.ids) for e in encoded)
+    else:
+        assert all(b["input_ids"].shape[1] == 64 for b in made)

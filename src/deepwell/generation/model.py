@@ -119,8 +119,7 @@ class Generator:
     def settings(self, **overrides: Any) -> GenerationConfig:
         given = {k: v for k, v in overrides.items() if v is not None}
         try:
-            return self.defaults.model_copy(update=GenerationConfig.model_validate(
-                {**self.defaults.model_dump(), **given}).model_dump())
+            return GenerationConfig.model_validate({**self.defaults.model_dump(), **given})
         except ValueError as exc:
             raise ConfigError(f"generation settings: {exc}") from None
 

@@ -67,6 +67,15 @@ def batches(encoded: list[Encoded], batch_size: int, mode: str, pad_id: int, max
         yield padded([encoded[i] for i in groups[index]], pad_id)
 
 
+def batch_count(encoded: list[Encoded], batch_size: int, mode: str, max_length: int) -> int:
+    """How many batches `batches` makes per epoch (the schedule's length), without building them."""
+    if mode == "pack":
+        blocks = max(1, sum(len(e.ids) for e in encoded) // max_length)
+        return -(-blocks // batch_size)
+    window = batch_size * BUCKET
+    return sum(-(-min(window, len(encoded) - start) // batch_size) for start in range(0, len(encoded), window))
+
+
 def padded(items: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     width = max(len(item.ids) for item in items)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)

@@ -25,7 +25,7 @@ from deepwell.errors import ConfigError, DataError
 from deepwell.generation.data import Example, read_examples
 from deepwell.generation.evaluate import Scores, evaluate, held_out_loss
 from deepwell.generation.model import Generator, load_base, with_adapter
-from deepwell.generation.tokens import Encoded, batches, encode
+from deepwell.generation.tokens import Encoded, batch_count, batches, encode
 from deepwell.models import base_folder
 from deepwell.runs.files import write_json, write_text
 from deepwell.runs.layout import RunFolder, RunStatus
@@ -165,7 +165,8 @@ class _Run:
         s = self.settings
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=s.rate(), weight_decay=s.weight_decay)
-        per_epoch = math.ceil(sum(1 for _ in self._batches(0)) / s.gradient_accumulation)
+        per_epoch = math.ceil(batch_count(self.train_tokens, s.batch_size, s.batching, s.max_length)
+                              / s.gradient_accumulation)
         total = per_epoch * s.epochs
         warm = max(1, int(s.warmup * total))
         schedule = torch.optim.lr_scheduler.LambdaLR(

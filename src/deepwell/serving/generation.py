@@ -223,9 +223,9 @@ def create_generation_app(generator: Generator, name: str = "model", limits: Lim
     async def completions(request: Request) -> Any:
         body = await _parsed(request, CompletionRequest)
         check(body.model)
-        prompt = body.prompt if isinstance(body.prompt, str) else "".join(body.prompt[:1])
-        if isinstance(body.prompt, list) and len(body.prompt) > 1:
-            raise ClientError(400, "one prompt per request")
+        if isinstance(body.prompt, list) and len(body.prompt) != 1:
+            raise ClientError(400, f"one prompt per request, not {len(body.prompt)}")
+        prompt = body.prompt if isinstance(body.prompt, str) else body.prompt[0]
         settings = scheduler.settings(body, None)
         ident, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": ident, "object": "text_completion", "created": created, "model": name}
