@@ -135,3 +135,17 @@ def spoken_words(tmp_path_factory) -> Path:
     return write_spoken_words(tmp_path_factory.mktemp("words"), words=["yes", "no", "stop", "go"],
                               voices=VOICES[:6], speeds=(140, 180), pitches=(50,), test_voices=1,
                               validation_voices=1)
+
+
+def wait_until_ready(process, base: str, seconds: float) -> None:
+    """Until the `deepwell serve` process answers its readiness probe (or fails the test when it exits)."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+            time.sleep(0.2)

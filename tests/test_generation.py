@@ -314,7 +314,7 @@ def test_deepwell_serve_starts_a_generator_from_the_command_line(lora_run):
 
     import requests
 
-    from conftest import free_port
+    from conftest import free_port, wait_until_ready
 
     _, run = lora_run
     port = free_port()
@@ -322,16 +322,7 @@ def test_deepwell_serve_starts_a_generator_from_the_command_line(lora_run):
                                 "--name", "facts", "--threads", "1", "--max-tokens", "8"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        import time
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
-                time.sleep(0.2)
+        wait_until_ready(process, f"http://127.0.0.1:{port}", 60)
         answer = requests.post(f"http://127.0.0.1:{port}/v1/completions", timeout=30,
                                json={"model": "facts", "prompt": "Q: What colour does Ada like?\nA:", "max_tokens": 4})
         assert answer.status_code == 200 and answer.json()["object"] == "text_completion"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import deepwell as dw
-from conftest import Server, free_port
+from conftest import Server, free_port, wait_until_ready
 from deepwell.serving.app import Limits, create_app
 from deepwell.serving.recorder import Monitoring
 from deepwell.serving.request_log import RequestLog, read_log, request_count
@@ -210,18 +210,6 @@ def test_an_image_model_takes_file_bytes_and_never_a_path(digits_folder, tmp_pat
     assert {s["width"] for s in inputs[column]} == {8.0} and all(s["file_bytes"] > 50 for s in inputs[column])
     assert [r["measure"]["name"] for r in model.reference.to_dict()["inputs"]] == [
         f"{column}:{m}" for m in ("width", "height", "brightness", "contrast")]
-
-
-def wait_until_ready(process: subprocess.Popen, base: str, seconds: float) -> None:
-    """Until the `deepwell serve` process answers its readiness probe (or fails the test when it exits)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
-            time.sleep(0.2)
 
 
 def test_deepwell_serve_starts_from_the_command_line_and_sigterm_finishes_the_request_in_flight(adult):
