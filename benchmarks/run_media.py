@@ -84,7 +84,7 @@ def speech_benchmark(work: Path, seed: int = SEED) -> list[dict]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from deepwell.data.media import decode_audio
+    from deepwell.edge.media import decode_audio
     from deepwell.models.audio import LogMel
     from deepwell.sample_data import write_spoken_words
 

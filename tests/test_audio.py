@@ -11,7 +11,7 @@ import soundfile
 import torch
 
 import deepwell as dw
-from deepwell.data.media import decode_audio, read_audio, trim_silence
+from deepwell.edge.media import decode_audio, read_audio, trim_silence
 from deepwell.models.audio import AudioEncoder, LogMel, mel_filter_bank
 
 AUDIO = {"n_mels": 32, "width": 8, "duration": 0.8}

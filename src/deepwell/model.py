@@ -29,6 +29,7 @@ from deepwell.task import Task
 
 if TYPE_CHECKING:
     from deepwell.explain.run import Explanation
+    from deepwell.export.folder import ExportReport
 
 
 class Model:
@@ -145,6 +146,16 @@ class Model:
         return explain_model(self, data, rows, steps=steps or STEPS, importance=importance)
 
     # --- persistence ------------------------------------------------------------------------
+    def export(self, path: str | Path, *, quantize: str = "none", data: str | Path | None = None,
+               calibration: str | Path | None = None, min_agreement: float = 0.99) -> ExportReport:
+        """A folder the edge runtime (`deepwell.edge`) runs with numpy and onnxruntime alone: the network as ONNX
+        (`quantize="int8"`: dynamic, or static for convolutions, calibrated on `calibration` or the run's data),
+        its preprocessing as JSON, checked against this model on held-out rows (`data`, else the run's test
+        predictions) before it is written."""
+        from deepwell.export.folder import export
+
+        return export(self, path, data=data, calibration=calibration, quantize=quantize, min_agreement=min_agreement)
+
     def save(self, path: str | Path) -> Path:
         """A model folder (safetensors + JSON). Saving a run's model keeps its metrics and diagnosis with it."""
         path = Path(path)

@@ -206,6 +206,42 @@ def predict(
         errors.print(f"wrote {len(table)} predictions to {out}")
 
 
+class ExportFormat(str, Enum):
+    ONNX = "onnx"
+
+
+class Quantization(str, Enum):  # export.folder.Quantize, spelled for typer's choices
+    NONE = "none"
+    INT8 = "int8"
+
+
+@app.command()
+def export(
+    model: ModelArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write (replaced whole when the export "
+                                         "succeeds).", show_default=False)],
+    format: Annotated[ExportFormat, typer.Option(help="onnx: one graph with a dynamic batch axis.")] \
+    = ExportFormat.ONNX,
+    quantize: Annotated[Quantization, typer.Option(help="int8: dynamic for linear, embedding and recurrent layers; "
+                                                   "static (calibrated) where the network has convolutions.")]
+    = Quantization.NONE,
+    data: Annotated[Path | None, typer.Option(help="Held-out rows to check the export on (default: the run's test "
+                                              "predictions).")] = None,
+    calibration: Annotated[Path | None, typer.Option(help="Training rows that static int8 is calibrated on "
+                                                     "(default: the run's data file).")] = None,
+    min_agreement: Annotated[float, typer.Option(min=0.0, max=1.0, help="int8 is refused when fewer held-out "
+                                                 "predictions than this share equal fp32's.")] = 0.99,
+) -> None:
+    """Write MODEL as a folder that runs with numpy and onnxruntime alone (deepwell.edge, deepwell-edge)."""
+    import deepwell
+    from deepwell.cli.render import print_export
+    from deepwell.export.folder import export as export_folder
+
+    report = export_folder(deepwell.load(model), output, data=data, calibration=calibration, quantize=quantize.value,
+                           min_agreement=min_agreement)
+    print_export(console, report)
+
+
 class FinetuneMethod(str, Enum):  # config.FineTune without frozen, spelled for typer's choices
     LORA = "lora"
     PROMPT = "prompt"

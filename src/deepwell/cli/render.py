@@ -216,3 +216,18 @@ def print_finetune(console: Console, run_dir, metrics: dict) -> None:
     console.print(table)
     console.print(f"{metrics['trainable_parameters']:,} of {metrics['parameters']:,} parameters learned; "
                   f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}. Run folder: {run_dir}")
+
+
+def print_export(console: Console, report: Any) -> None:
+    """What `deepwell export` wrote and checked: sizes, the edge runtime against the full model, int8's agreement."""
+    console.print(f"[bold]exported[/bold] {report.folder} ({report.size_bytes / 1e6:.2f} MB; model.onnx "
+                  f"{report.graph_bytes / 1e6:.2f} MB)")
+    console.print(f"  checked on {report.rows_checked} held-out rows from {report.source}: the edge runtime's "
+                  f"outputs are within {report.max_difference:.2g} of the full model's")
+    if report.quantization:
+        console.print(f"  int8 ({report.quantization}): model.onnx {report.fp32_graph_bytes / 1e6:.2f} MB → "
+                      f"{report.graph_bytes / 1e6:.2f} MB, {report.agreement:.2%} of predictions as fp32's")
+    if report.accuracy:
+        metric = "accuracy" if all(v <= 1 for v in report.accuracy.values()) else "RMSE"
+        console.print("  " + metric + " on those rows: " +
+                      ", ".join(f"{name} {value:.4f}" for name, value in report.accuracy.items()))

@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 
 from deepwell.config import AudioOptions
-from deepwell.data.media import LoadedFile, decode_audio, read_audio, resolve_path, trim_silence
+from deepwell.data.media import LoadedFile
+from deepwell.edge.media import decode_audio, read_audio, resolve_path, trim_silence
 from deepwell.features.files import FileFeature
 
 AUTO_DURATION = (0.5, 10.0)  # seconds: the range `duration: auto` chooses from

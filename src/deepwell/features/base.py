@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from deepwell.config import ColumnConfig
+from deepwell.edge.values import is_missing as _absent
+from deepwell.edge.values import value_key  # noqa: F401  (one canonical key, shared with the edge runtime)
 from deepwell.errors import WrongValues
 
 
@@ -53,17 +55,6 @@ class Feature(ABC):
         return {"type": self.type, "options": self.options.model_dump(mode="json"), **self.get_state()}
 
 
-def value_key(value: Any) -> str:
-    """Canonical string for a categorical value, so 1, 1.0 and '1' from different files agree."""
-    if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
-    return str(value).strip()
-
-
 def keys_of(values: pd.Series) -> pd.Series:
     """value_key over a column (object dtype out); missing values and blank strings become None.
 
@@ -71,15 +62,6 @@ def keys_of(values: pd.Series) -> pd.Series:
     the one-row tables a server predicts."""
     keys = [None if _absent(v) else value_key(v) or None for v in values.tolist()]
     return pd.Series(keys, index=values.index, dtype=object)
-
-
-def _absent(value: Any) -> bool:
-    """pandas' notion of a missing scalar (None, NaN, NaT, NA), without its per-call overhead."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return value != value
-    return isinstance(value, np.datetime64) and np.isnat(value)
 
 
 def wrong_values_error(column: str, values: pd.Series, bad: pd.Series, expected: str) -> WrongValues:

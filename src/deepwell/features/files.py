@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepwell.data.media import LoadedFile, decode_column, resolve_path
+from deepwell.data.media import LoadedFile, decode_column
+from deepwell.edge.media import resolve_path
 from deepwell.errors import DataError
 from deepwell.features.base import Feature
 

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from deepwell.config import ImageOptions
-from deepwell.data.media import LoadedFile, decode_image, image_is_colour, image_side, resolve_path
+from deepwell.data.media import LoadedFile, image_is_colour, image_side
+from deepwell.edge.media import decode_image, resolve_path
 from deepwell.features.files import FileFeature
 
 AUTO_SIZE = (16, 64)  # pixels: the range `size: auto` chooses from

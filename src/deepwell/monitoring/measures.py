@@ -168,7 +168,7 @@ def _column_features(preprocessor: Preprocessor):
 
 
 def _files(feature: FileFeature, values: pd.Series, base_dir: Path | None) -> dict[str, np.ndarray]:
-    from deepwell.data.media import resolve_path
+    from deepwell.edge.media import resolve_path
 
     rows = [_file_measures(feature, resolve_path(value, base_dir)) for value in values]
     names = [m for m, _ in FILE_MEASURES[feature.type]]
