@@ -44,9 +44,26 @@ class LogMel(nn.Module):
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         waves = waves.float() / 32768.0 if not waves.is_floating_point() else waves
-        spectrum = torch.stft(waves, self.n_fft, self.hop, self.window_length, self.window, center=True,
-                              return_complex=True).abs().pow(2)
+        if torch.onnx.is_in_onnx_export():
+            spectrum = self._power_by_convolution(waves)
+        else:
+            spectrum = torch.stft(waves, self.n_fft, self.hop, self.window_length, self.window, center=True,
+                                  return_complex=True).abs().pow(2)
         return torch.log(torch.matmul(self.filters, spectrum) + 1e-6)
+
+    def _power_by_convolution(self, waves: torch.Tensor) -> torch.Tensor:
+        """torch.stft's power spectrum (centred, reflect-padded frames, the window zero-padded to n_fft) as one
+        strided convolution with the windowed DFT basis: what ONNX can express (its STFT takes no complex
+        output in the exporter). The same numbers within float error; export checks them against torch.stft."""
+        bins = self.n_fft // 2 + 1
+        left = (self.n_fft - self.window_length) // 2
+        window = nn.functional.pad(self.window, (left, self.n_fft - self.window_length - left))
+        angle = 2 * math.pi * torch.outer(torch.arange(bins, dtype=torch.float64),
+                                          torch.arange(self.n_fft, dtype=torch.float64)) / self.n_fft
+        basis = torch.cat([torch.cos(angle), torch.sin(angle)]) * window.double()
+        padded = nn.functional.pad(waves[:, None, :], (self.n_fft // 2, self.n_fft // 2), mode="reflect")
+        parts = nn.functional.conv1d(padded, basis.float()[:, None, :].to(waves.device), stride=self.hop)
+        return parts[:, :bins].pow(2) + parts[:, bins:].pow(2)
 
 
 def _random_ranges(batch: int, size: int, widest: int, device: torch.device) -> torch.Tensor:

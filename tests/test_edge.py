@@ -1,0 +1,217 @@
+"""`deepwell export` and the edge runtime: the exported folder, run with numpy and onnxruntime, gives the full
+model's outputs (its own preprocessing included), int8 agrees with fp32, and bad input gets the same errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepwell as dw
+from deepwell.edge.values import EdgeError
+
+pytest.importorskip("onnxruntime")
+from deepwell import edge  # noqa: E402
+from deepwell.export.folder import export_model  # noqa: E402
+
+QUIET = {"seed": 0, "quiet": True, "track": False}
+
+
+def _trained(table, target, tmp_path, **options):
+    return dw.train(table, target, output=tmp_path / "runs", epochs=options.pop("epochs", 2), **QUIET, **options)
+
+
+def _same_outputs(model, folder, rows, base_dir=None, atol=1e-4):
+    """The edge model's outputs on `rows` (records, as a client sends them) against the full model's."""
+    from deepwell.inference.predict import predict_frame
+
+    expected = predict_frame(model, rows, "rows", base_dir)
+    records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+               for r in rows.to_dict("records")]
+    from deepwell.edge.values import Table
+
+    table = Table({c: [r[c] for r in records] for c in rows.columns}, len(rows), "rows", base_dir)
+    got = edge.load(folder).predict(table)
+    np.testing.assert_allclose(got.outputs, expected.outputs, atol=atol)
+    assert [str(p) for p in got.predictions] == [str(p) for p in expected.predictions]
+    return got
+
+
+def test_a_tabular_model_exports_checked_and_its_int8_agrees(adult_csv, tmp_path):
+    table = pd.read_csv(adult_csv)
+    model = _trained(table, "income", tmp_path)
+    held_out = table.tail(400)
+    fp32 = export_model(model, tmp_path / "fp32", held_out)
+    assert fp32.max_difference <= 1e-4 and fp32.rows_checked == 400 and fp32.quantization is None
+    _same_outputs(model, tmp_path / "fp32", held_out.drop(columns="income"))
+    int8 = export_model(model, tmp_path / "int8", held_out, quantize="int8")
+    assert int8.quantization == "dynamic" and int8.agreement >= 0.99
+    assert int8.graph_bytes < fp32.graph_bytes / 2
+    assert abs(int8.accuracy["int8"] - int8.accuracy["fp32"]) <= 0.02
+    info = json.loads((tmp_path / "int8" / "edge.json").read_text())
+    assert info["quantization"]["method"] == "dynamic" and info["classes"] == model.classes_
+    assert {"metrics.json", "reference.json", "preprocessor.json", "model.onnx"} <= \
+        {p.name for p in (tmp_path / "int8").iterdir()}
+
+
+def test_a_text_model_exports_with_its_tokenizer_and_sentence_encoder(sms_csv, tmp_path):
+    table = pd.read_csv(sms_csv).head(500)
+    model = _trained(table, "label", tmp_path)
+    report = export_model(model, tmp_path / "sms", table.tail(150), quantize="int8")
+    assert report.agreement >= 0.99
+    fp32 = export_model(model, tmp_path / "sms32", table.tail(150))
+    _same_outputs(model, tmp_path / "sms32", table.tail(150).drop(columns="label"))
+    features = [f.key for f in model.preprocessor.features]
+    if any(key.endswith("#sentence") for key in features):  # MiniLM installed: the frozen encoder is a graph too
+        assert (tmp_path / "sms32" / "encoders" / "text__sentence.onnx").is_file()
+    assert fp32.max_difference <= 1e-4
+
+
+def test_own_tokenizer_text_with_word_and_character_ngrams(sms_csv, tmp_path):
+    table = pd.read_csv(sms_csv).head(400)
+    model = _trained(table, "label", tmp_path, config={"columns": {"text": {"type": "text", "text": {
+        "sentence_encoder": "none", "ngrams": 2, "characters": 4}}}})
+    feature = model.preprocessor.features[0]
+    assert len(feature.ngram_keys) and feature.characters
+    export_model(model, tmp_path / "out", table.tail(100))
+    rows = pd.DataFrame({"text": ["  Héllo\tWORLD!!  free   entry ", "", "a", None, "win £1000 now!!! txt 80085"]})
+    _same_outputs(model, tmp_path / "out", rows)
+
+
+def test_an_image_model_exports_and_static_int8_is_calibrated(digits_folder, tmp_path):
+    model = _trained(digits_folder, None, tmp_path, epochs=3)
+    rows = pd.read_csv(model.run_dir / "predictions.csv")[["image", "label"]]
+    calibration = pd.DataFrame({"image": sorted(map(str, digits_folder.rglob("*.png")))}).sample(64, random_state=1)
+    report = export_model(model, tmp_path / "img", rows, quantize="int8", calibration=calibration,
+                          min_agreement=0.9)
+    assert report.quantization == "static" and report.agreement >= 0.9
+    export_model(model, tmp_path / "img32", rows)
+    _same_outputs(model, tmp_path / "img32", rows[["image"]].head(40))
+    with pytest.raises(dw.ConfigError, match="calibrated on training rows"):
+        export_model(model, tmp_path / "none", rows, quantize="int8")
+
+
+def test_an_audio_model_exports_with_the_spectrogram_in_the_graph(spoken_words, tmp_path):
+    config = {"target": "word", "split": {"column": "split"}, "columns": {"voice": {"type": "ignore"}}}
+    model = dw.train(spoken_words, config=config, output=tmp_path / "runs", epochs=3, **QUIET)
+    table = pd.read_csv(spoken_words)
+    rows = table[table["split"] == "test"][["audio", "word"]]
+    export_model(model, tmp_path / "audio", rows, base_dir=spoken_words.parent)
+    _same_outputs(model, tmp_path / "audio", rows[["audio"]], base_dir=spoken_words.parent)
+
+
+def test_a_mixed_model_with_an_image_a_number_and_a_category(digits_folder, tmp_path):
+    files = sorted(digits_folder.rglob("*.png"))
+    rng = np.random.default_rng(0)
+    labels = [p.parent.name for p in files]
+    table = pd.DataFrame({"image": [str(p) for p in files], "size": rng.normal(size=len(files)).round(3),
+                          "kind": rng.choice(["a", "b", None], size=len(files)), "label": labels})
+    model = _trained(table, "label", tmp_path)
+    export_model(model, tmp_path / "mixed", table.tail(60))
+    rows = table.drop(columns="label").tail(60).copy()
+    rows.loc[rows.index[:3], "kind"] = "never seen"
+    rows.loc[rows.index[3:6], "size"] = np.nan
+    _same_outputs(model, tmp_path / "mixed", rows)
+    rows.loc[rows.index[0], "image"] = str(tmp_path / "missing.png")
+    got = edge.load(tmp_path / "mixed").predict(rows.to_dict("records"))
+    expected = model.predict_table(rows)
+    assert got.errors[0] == expected["error"].iloc[0] and got.predictions[0] is None
+    assert np.isnan(got.outputs[0]).all() and got.errors[1] is None
+
+
+@pytest.fixture(scope="module")
+def tabular(adult_csv, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("edge")
+    table = pd.read_csv(adult_csv)
+    model = dw.train(table, "income", output=tmp / "runs", epochs=1, **QUIET)
+    export_model(model, tmp / "edge", table.tail(200))
+    return model, edge.load(tmp / "edge"), table, tmp
+
+
+def _full_error(model, data) -> str:
+    with pytest.raises(dw.DataError) as caught:
+        model.predict(data)
+    return str(caught.value)
+
+
+def _edge_error(runtime, data) -> str:
+    with pytest.raises(EdgeError) as caught:
+        runtime.predict(data)
+    return str(caught.value)
+
+
+def test_bad_input_gets_the_full_models_words(tabular, tmp_path):
+    model, runtime, table, _ = tabular
+    rows = table.drop(columns="income").head(8)
+    missing = rows.drop(columns=["age", "sex"])
+    assert _edge_error(runtime, missing.to_dict("records")) == _full_error(model, missing.to_dict("records"))
+    bad = rows.astype({"age": object})
+    bad.loc[bad.index[[2, 5]], "age"] = ["forty", "?"]
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    message = _edge_error(runtime, path)
+    assert message == _full_error(model, path) and "line 4: 'forty'" in message
+    jsonl = tmp_path / "bad.jsonl"
+    bad.to_json(jsonl, orient="records", lines=True)
+    assert _edge_error(runtime, jsonl) == _full_error(model, jsonl)
+
+
+def test_unseen_categories_missing_values_and_extra_columns(tabular, tmp_path):
+    model, runtime, table, _ = tabular
+    rows = table.drop(columns="income").head(20).copy()
+    rows.loc[rows.index[:4], "workclass"] = "Astronaut"
+    rows.loc[rows.index[4:8], ["age", "occupation"]] = np.nan
+    rows["comment"] = "ignored"
+    path = tmp_path / "rows.csv"
+    rows.to_csv(path, index=False)
+    with pytest.warns(UserWarning, match="ignoring 1 column"):
+        got = runtime.predict(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = model.predict_proba(path)
+    np.testing.assert_allclose(got.outputs, expected, atol=1e-4)
+
+
+def test_the_edge_command_predicts_a_file(tabular, tmp_path):
+    from deepwell.edge.cli import main
+
+    _, runtime, table, tmp = tabular
+    rows = tmp_path / "rows.csv"
+    table.drop(columns="income").head(5).to_csv(rows, index=False)
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(tmp / "edge"), str(rows), "-o", str(out)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["prediction"] for line in lines] == runtime.predict(rows).predictions
+    assert main(["predict", str(tmp / "edge"), str(tmp_path / "nothing.csv")]) == 2
+
+
+def test_csv_values_are_typed_as_pandas_types_them(tmp_path):
+    from deepwell.edge.values import read
+    from deepwell.features.base import keys_of
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b,c,d,e\n1,1.5,True,x,01\n2,,False,NA,2\n,3,true, y ,3.0\n")
+    table = read(path)
+    frame = pd.read_csv(path, skipinitialspace=True)
+    for name in frame.columns:
+        from deepwell.edge.values import keys
+
+        assert keys(table.columns[name]) == keys_of(frame[name]).tolist(), name
+
+
+def test_character_ngrams_and_resampling_match_the_libraries():
+    from scipy.signal import resample_poly as scipy_resample
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from deepwell.edge.columns import char_wb_ngrams
+    from deepwell.edge.media import resample_poly
+
+    for text in ["Hello  world", " a\tbb\n ccc ", "", "Ünïcode ½ text!!"]:
+        analyzer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=True).build_analyzer()
+        assert char_wb_ngrams(text, 2, 4) == analyzer(text)
+    wave = np.random.default_rng(0).standard_normal(22050)
+    for up, down in ((160, 441), (320, 441), (2, 1), (1, 3)):
+        np.testing.assert_allclose(resample_poly(wave, up, down), scipy_resample(wave, up, down), atol=1e-9)
