@@ -122,7 +122,7 @@ def benchmark(kind: str, work: Path, repeats: int) -> dict:
         runtime = load_edge(work / f"{kind}-{quantize}")
         arrays = {n: {k: v.numpy() for k, v in encoded[n].items()} for n in (1, 256)}
         measured.append(measure(label, lambda r, m=runtime: m.predict(r).predictions,
-                                lambda n, m=runtime: (lambda: m.run(arrays[n])), rows, target, repeats))
+                                lambda n, m=runtime, a=arrays: (lambda: m.run(a[n])), rows, target, repeats))
     sizes = {"PyTorch eager": folder_mb(model.run_dir / "model"), "ONNX fp32": folder_mb(work / f"{kind}-none"),
              "ONNX int8": folder_mb(work / f"{kind}-int8")}
     for row in measured:

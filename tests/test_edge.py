@@ -215,3 +215,48 @@ def test_character_ngrams_and_resampling_match_the_libraries():
     wave = np.random.default_rng(0).standard_normal(22050)
     for up, down in ((160, 441), (320, 441), (2, 1), (1, 3)):
         np.testing.assert_allclose(resample_poly(wave, up, down), scipy_resample(wave, up, down), atol=1e-9)
+
+
+def test_deepwell_serve_serves_an_export_without_torch(tabular):
+    """A real `deepwell serve EXPORT` process answers tritonclient (the Open Inference Protocol) with the full
+    model's probabilities, refuses explanations with a 501, and never maps libtorch into its memory."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from conftest import free_port, wait_until_ready
+
+    httpclient = pytest.importorskip("tritonclient.http")
+    model, _, table, tmp = tabular
+    rows = table.drop(columns="income").head(6)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "deepwell.cli.main", "serve", str(tmp / "edge"), "--port",
+                                str(port), "--name", "income", "--no-log"], env={**os.environ},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_ready(process, f"http://127.0.0.1:{port}", 60)
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+        metadata = client.get_model_metadata("income")
+        inputs = []
+        for column in metadata["inputs"]:
+            values = rows[column["name"]]
+            if column["datatype"] == "FP64":
+                array = values.to_numpy(dtype=np.float64)
+            else:
+                array = np.array([b"" if pd.isna(v) else str(v).encode() for v in values], dtype=np.object_)
+            tensor = httpclient.InferInput(column["name"], [len(array)], column["datatype"])
+            tensor.set_data_from_numpy(array, binary_data=True)
+            inputs.append(tensor)
+        result = client.infer("income", inputs)
+        np.testing.assert_allclose(result.as_numpy("probabilities"), model.predict_proba(rows), atol=1e-4)
+        one = {"inputs": [{"name": "age", "shape": [1], "datatype": "FP64", "data": [39.0]}]}
+        explain = requests.post(f"http://127.0.0.1:{port}/v2/models/income/explain", json=one, timeout=10)
+        assert explain.status_code == 501 and "serve the trained model" in explain.json()["error"]
+        maps = open(f"/proc/{process.pid}/maps").read()
+        assert "libtorch" not in maps and "onnxruntime" in maps
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

@@ -320,6 +320,12 @@ def generate(
     sys.stdout.write("\n")
 
 
+def _is_generator(model: Path) -> bool:
+    from deepwell.generation.model import is_generator  # imports torch: never for an export
+
+    return is_generator(model)
+
+
 @app.command()
 def serve(
     model: ModelArg,
@@ -353,13 +359,14 @@ def serve(
                                              "their turn, then get 429).")] = 2,
 ) -> None:
     """Serve MODEL over the Open Inference Protocol (KServe V2 REST; `/v2/models/NAME/explain` beside infer),
-    /predict and /invocations; log requests and watch for drift. A fine-tuned causal LM is served over the
-    protocol's generate extension and OpenAI-compatible /v1/completions and /v1/chat/completions."""
+    /predict and /invocations; log requests and watch for drift. A folder `deepwell export` wrote is served by the
+    edge runtime, without torch. A fine-tuned causal LM is served over the protocol's generate extension and
+    OpenAI-compatible /v1/completions and /v1/chat/completions."""
     import uvicorn
 
-    from deepwell.generation.model import is_generator
+    from deepwell.edge.model import is_export
 
-    if is_generator(model):
+    if not is_export(model) and _is_generator(model):
         import deepwell
         from deepwell.runtime import use_threads
         from deepwell.serving.app import Limits

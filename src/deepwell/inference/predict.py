@@ -21,7 +21,6 @@ import pandas as pd
 from deepwell.data.folders import files_table
 from deepwell.data.io import TableLike, as_frame
 from deepwell.errors import DataError, WrongValues, listing
-from deepwell.inference.network import network_outputs
 from deepwell.task import Task
 
 if TYPE_CHECKING:
@@ -95,6 +94,8 @@ def predict(model: Model, data: Inputs, *, file_contents: bool = False) -> tuple
 def predict_frame(model: Model, frame: pd.DataFrame, source: str = "data", base_dir: Path | None = None,
                   keep_going: bool = True) -> Predictions:
     """Predictions for a table already read; `keep_going=False` raises on the first unreadable file instead."""
+    from deepwell.inference.network import network_outputs  # torch: imported by the prediction itself
+
     by_index: dict[Any, str] = {}
     inputs = encode_frame(model, frame, source, base_dir, by_index if keep_going else None)
     outputs = network_outputs(model.network, inputs, model.task, model.device).astype(np.float64)

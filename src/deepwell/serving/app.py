@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from deepwell import __version__
 from deepwell.errors import DeepwellError
 from deepwell.serving.batching import Batcher
+from deepwell.serving.exported import ExportedModel, served_model
 from deepwell.serving.metrics import ServerMetrics
 from deepwell.serving.playground import playground_page
 from deepwell.serving.protocol import HEADER_LENGTH, ProtocolError, encode_response, parse_request
@@ -77,13 +78,16 @@ class Predictor:
     """Checks each request's table, then predicts it with the requests that arrived meanwhile (`Batcher`) on one
     worker thread (torch's own threads do the parallel work)."""
 
-    def __init__(self, model: Model, limits: Limits, metrics: ServerMetrics, recorder: Recorder) -> None:
+    def __init__(self, model: Model | ExportedModel, limits: Limits, metrics: ServerMetrics,
+                 recorder: Recorder) -> None:
         from deepwell.inference.predict import predict_frame
 
         self.model, self.limits, self.recorder = model, limits, recorder
         self.columns = input_columns(model)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepwell-predict")
-        self.batcher = Batcher(lambda frame: predict_frame(model, frame, "the request"), self.executor,
+        exported = isinstance(model, ExportedModel)
+        self.batcher = Batcher(lambda frame: model.predict_frame(frame, "the request") if exported else
+                               predict_frame(model, frame, "the request"), self.executor,
                                limits.batch_rows, limits.batch_wait_s, metrics.observe_batch)
 
     async def run(self, table: Received):
@@ -105,6 +109,9 @@ class Predictor:
 
     async def explain(self, table: Received):
         """Integrated Gradients for the request's rows, on the predicting thread (one model user at a time)."""
+        if isinstance(self.model, ExportedModel):
+            raise ClientError(501, "explanations need the network itself: serve the trained model (its run or "
+                                   "model folder) rather than its export")
         from deepwell.explain.run import explain_model
         from deepwell.inference.predict import with_file_contents
 
@@ -163,7 +170,7 @@ class Guard:
         return None
 
 
-def create_app(model: Model, name: str = "model", limits: Limits | None = None,
+def create_app(model: Model | ExportedModel, name: str = "model", limits: Limits | None = None,
                monitoring: Monitoring | None = None) -> FastAPI:
     """The server's app; `monitoring` says where requests are logged (none by default) and how often the drift
     gauges refresh. The app's shutdown (SIGTERM under uvicorn) flushes the log."""
@@ -281,16 +288,13 @@ def settings_to_environment(model: str, name: str, limits: Limits, monitoring: M
 
 
 def app_from_environment() -> FastAPI:
-    """The app factory each uvicorn worker process calls (`deepwell serve --workers N`)."""
-    import deepwell
-    from deepwell.runtime import use_threads
-
+    """The app factory each uvicorn worker process calls (`deepwell serve --workers N`); an export is served by
+    the edge runtime, without torch."""
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
-    use_threads(settings["threads"])
     monitoring = settings["monitoring"]
     monitoring["log"] = Path(monitoring["log"]) if monitoring["log"] else None
-    app = create_app(deepwell.load(settings["model"]), settings["name"], Limits(**settings["limits"]),
-                     Monitoring(**monitoring))
+    app = create_app(served_model(settings["model"], settings["threads"]), settings["name"],
+                     Limits(**settings["limits"]), Monitoring(**monitoring))
     gc.collect()
     gc.freeze()  # the model and libraries loaded so far are never collected again: full collections of them
     return app  # were pauses of a quarter second (p99 at concurrency 8: 264 → 50 ms)
