@@ -21,8 +21,16 @@ HEAVY = ("torch", "pandas", "sklearn", "scipy", "deepwell.features", "deepwell.m
 
 
 def edge_wheel(folder: Path) -> Path:
+    """The deepwell-edge wheel, built from a copy of edge/ and src/deepwell/edge (nothing written in the repo)."""
+    import shutil
+
+    source = folder / "source"
+    (source / "edge").mkdir(parents=True)
+    shutil.copy2(ROOT / "edge" / "pyproject.toml", source / "edge" / "pyproject.toml")
+    shutil.copytree(ROOT / "src" / "deepwell" / "edge", source / "src" / "deepwell" / "edge",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
-                    str(folder), str(ROOT / "edge")], check=True, capture_output=True)
+                    str(folder), str(source / "edge")], check=True, capture_output=True)
     return next(folder.glob("deepwell_edge-*.whl"))
 
 

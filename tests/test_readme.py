@@ -48,8 +48,11 @@ def test_the_command_line_blocks_run(folder):
     assert runnable
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DEEPWELL_TRACK": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    printed = []
     for code in runnable:
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=folder, capture_output=True,
                                 text=True, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
-    assert (folder / "scored.csv").is_file() and "run_id" in result.stdout
+        printed.append(result.stdout)
+    assert (folder / "scored.csv").is_file() and any("run_id" in out for out in printed)  # the tracking block
+    assert (folder / "edge-scored.csv").is_file()  # the edge block

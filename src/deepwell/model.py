@@ -146,7 +146,7 @@ class Model:
         return explain_model(self, data, rows, steps=steps or STEPS, importance=importance)
 
     # --- persistence ------------------------------------------------------------------------
-    def export(self, path: str | Path, *, quantize: str = "none", data: str | Path | None = None,
+    def export(self, path: str | Path, *, quantize: str = "none", data: pd.DataFrame | str | Path | None = None,
                calibration: str | Path | None = None, min_agreement: float = 0.99) -> ExportReport:
         """A folder the edge runtime (`deepwell.edge`) runs with numpy and onnxruntime alone: the network as ONNX
         (`quantize="int8"`: dynamic, or static for convolutions, calibrated on `calibration` or the run's data),

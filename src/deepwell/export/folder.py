@@ -60,14 +60,14 @@ class ExportReport:
                 "fp32_graph_bytes": self.fp32_graph_bytes, "agreement": self.agreement, "accuracy": self.accuracy}
 
 
-def export(model: Model, output: str | Path, *, data: str | Path | None = None,
+def export(model: Model, output: str | Path, *, data: pd.DataFrame | str | Path | None = None,
            calibration: str | Path | None = None, quantize: Quantize | str = Quantize.NONE,
            min_agreement: float = 0.99) -> ExportReport:
     """`export_model` with its rows found as `deepwell export` finds them: held-out rows from `data`, else the run's
     test predictions; calibration rows (static int8 only) from `calibration`, else the run's data file."""
     from deepwell.export.rows import calibration_rows, held_out_rows
 
-    rows, base_dir, source = held_out_rows(model, Path(data) if data is not None else None)
+    rows, base_dir, source = held_out_rows(model, Path(data) if isinstance(data, str) else data)
     training, training_dir = None, None
     if Quantize(quantize) is Quantize.INT8 and needs_calibration(model):
         training, training_dir = calibration_rows(model, Path(calibration) if calibration else None, CALIBRATION_ROWS)

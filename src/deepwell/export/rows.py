@@ -27,8 +27,12 @@ def _table(path: Path, model: Model) -> tuple[pd.DataFrame, Path | None]:
     return read_table(path), path.parent
 
 
-def held_out_rows(model: Model, data: Path | None) -> tuple[pd.DataFrame, Path | None, str]:
+def held_out_rows(model: Model, data: pd.DataFrame | Path | None) -> tuple[pd.DataFrame, Path | None, str]:
     """(rows, the folder their file paths are relative to, where they came from)."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data, None, "the rows given"
     if data is not None:
         frame, base_dir = _table(Path(data), model)
         return frame, base_dir, str(data)

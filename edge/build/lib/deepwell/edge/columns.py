@@ -57,6 +57,10 @@ class Number(Column):
 class Binary(Column):
     type = "binary"
 
+    @property
+    def levels(self) -> list[str]:
+        return list(self.state["levels"])
+
     def transform(self, table: Table, errors: dict[int, str]) -> np.ndarray:
         found = keys(table.columns[self.name])
         levels = self.state["levels"]
@@ -70,6 +74,10 @@ class Binary(Column):
 class Category(Column):
     type = "category"
     numeric = False
+
+    @property
+    def vocabulary(self) -> list[str]:
+        return list(self.state["vocabulary"])
 
     def transform(self, table: Table, errors: dict[int, str]) -> np.ndarray:
         lookup = {key: i + 2 for i, key in enumerate(self.state["vocabulary"])}
@@ -206,7 +214,7 @@ class PretrainedText(Column):
     """A Hugging Face tokenizer (assets/<key>/tokenizer.json): token ids for an encoder inside the network, or,
     for a frozen encoder, its sentence embeddings from the encoder's own graph (encoders/<key>.onnx)."""
 
-    type = "pretrained_text"
+    type = "text"  # the column's type; the tokenizer and encoder are what differ from Text
     numeric = False
     BATCH = 64  # texts per encoder run, as features/pretrained.py batches them
 

@@ -23,13 +23,16 @@ FORMAT_VERSION = 1
 INFO, GRAPH = "edge.json", "model.onnx"
 
 
-def session(path: Path):
-    """An onnxruntime session on the CPU, threads left to onnxruntime's default (the machine's cores)."""
+def session(path: Path, threads: int | None = None):
+    """An onnxruntime session on the CPU; `threads` for its operators (default: onnxruntime's, the cores)."""
     import onnxruntime
 
     if not path.is_file():
         raise EdgeError(f"{path.parent}: {path.name} is missing; export the model again.")
-    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 @dataclass
@@ -69,7 +72,7 @@ def _plain(value: Any) -> Any:
 class EdgeModel:
     """`load(folder)` gives one; `predict(data)` takes a CSV/TSV/JSONL path, one record or a list of records."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, threads: int | None = None) -> None:
         self.folder = folder
         self.info = read_json(folder / INFO)
         if self.info.get("format") != FORMAT or int(self.info.get("format_version", 0)) > FORMAT_VERSION:
@@ -78,7 +81,7 @@ class EdgeModel:
         preprocessor = read_json(folder / "preprocessor.json")
         self.target = preprocessor["target"]
         self.columns = columns_of(preprocessor, folder, self.info.get("pretrained_text", {}))
-        self.session = session(folder / GRAPH)
+        self.session = session(folder / GRAPH, threads)
         self.inputs = [i["name"] for i in self.info["inputs"]]
         self.batch = int(self.info.get("batch", 4096))
 
@@ -146,8 +149,14 @@ class EdgeModel:
         return self.predict(data).outputs
 
 
-def load(folder: str | Path) -> EdgeModel:
+def load(folder: str | Path, threads: int | None = None) -> EdgeModel:
+    """An exported model folder; `threads`: onnxruntime's operator threads (default: the machine's cores)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise EdgeError(f"{folder}: no such exported model folder.")
-    return EdgeModel(folder)
+    return EdgeModel(folder, threads)
+
+
+def is_export(folder: str | Path) -> bool:
+    """Whether `folder` is one `deepwell export` wrote."""
+    return (Path(folder) / INFO).is_file()
