@@ -197,7 +197,8 @@ def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
 
 
 def ngram_keys(tokens: np.ndarray, n: int, vocabulary: int) -> np.ndarray:
-    """features/text._keys: one int64 per run of n consecutive tokens, -1 where a run touches padding."""
+    """One int64 per run of n consecutive tokens (t1·V^(n-1) + … + tn; -1 where a run touches padding),
+    [rows, max_tokens - n + 1]. Exact, not hashed: 20,000³ still fits in 63 bits. The text feature uses it too."""
     width = tokens.shape[1] - n + 1
     if width <= 0:
         return np.full((len(tokens), 0), -1, dtype=np.int64)

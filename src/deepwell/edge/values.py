@@ -60,14 +60,18 @@ class Table:
 
 
 def read(data: Any, what: str = "data") -> Table:
-    """A table from a file path, one record ({column: value}) or a list of records."""
+    """A table from a file path, one record ({column: value}), a list of records, or a DataFrame where pandas is
+    installed (read through its `to_dict("records")`; the edge runtime never imports pandas itself)."""
     if isinstance(data, (str, Path)):
         return read_file(Path(data))
+    if callable(getattr(data, "to_dict", None)) and not isinstance(data, dict):
+        data = data.to_dict("records")
     if isinstance(data, dict):
         data = [data]
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
         return Table(_columns_of(data), len(data), what)
-    raise EdgeError(f"{what}: expected a table file path, a dict or a list of dicts; got {type(data).__name__}.")
+    raise EdgeError(f"{what}: expected a table file path, a dict, a list of dicts or a DataFrame; got "
+                    f"{type(data).__name__}.")
 
 
 def read_file(path: Path) -> Table:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from deepwell.config import TextOptions
+from deepwell.edge.columns import ngram_keys as _keys  # one int64 per token n-gram, shared with the edge runtime
 from deepwell.features.base import Feature
 
 PAD, UNKNOWN = "[PAD]", "[UNK]"  # ids 0 and 1
@@ -164,18 +165,3 @@ class TextFeature(Feature):
         self.ngram_keys = np.asarray(state.get("ngram_keys", []), dtype=np.int64)
         self.characters = state.get("characters")
         self.character_width = int(state.get("character_width", 0))
-
-
-def _keys(tokens: np.ndarray, n: int, vocabulary: int) -> np.ndarray:
-    """One int64 per run of n consecutive tokens (t1·V^(n-1) + … + tn; -1 where a run touches padding),
-    [rows, max_tokens - n + 1]. Exact, not hashed: 20,000³ still fits in 63 bits."""
-    width = tokens.shape[1] - n + 1
-    if width <= 0:
-        return np.full((len(tokens), 0), -1, dtype=np.int64)
-    keys = np.zeros((len(tokens), width), dtype=np.int64)
-    padded = np.zeros((len(tokens), width), dtype=bool)
-    for i in range(n):
-        window = tokens[:, i:i + width]
-        keys = keys * vocabulary + window
-        padded |= window == 0
-    return np.where(padded, -1, keys)
