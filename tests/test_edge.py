@@ -345,7 +345,8 @@ def test_a_fine_tuned_pretrained_encoder_exports_inside_the_graph(sms_csv, tmp_p
             "prompt_tuning": {"virtual_tokens": 4}}
     model = _trained(table, "label", tmp_path, epochs=1, config={"columns": {"text": {
         "type": "text", "max_tokens": 24, "text": text}}})
-    export_model(model, tmp_path / method, table.tail(40))
+    export_model(model, tmp_path / method, table.tail(40).assign(text="ok"))  # traced on one-word texts
     assert not (tmp_path / method / "encoders").exists()  # the encoder is part of model.onnx
-    rows = pd.DataFrame({"text": ["Free entry!! txt WIN to 80085", "", None, "see you at 6?"]})
+    rows = pd.DataFrame({"text": ["Free entry!! txt WIN to 80085", "", None, "see you at 6?",
+                                  "a message far longer than any the graph was traced on " * 4]})
     _same_outputs(model, tmp_path / method, rows)

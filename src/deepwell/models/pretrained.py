@@ -110,8 +110,9 @@ class PretrainedTextEncoder(_Adaptable):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         mask = (tokens != self.pad_id).long()
-        longest = int(mask.sum(dim=1).max()) if tokens.numel() else 0  # right padding: drop all-padding columns
-        tokens, mask = tokens[:, :max(longest, 1)], mask[:, :max(longest, 1)]
+        if not torch.onnx.is_in_onnx_export():  # a traced graph would keep the example batch's width for every batch
+            longest = int(mask.sum(dim=1).max()) if tokens.numel() else 0  # right padding: drop all-padding columns
+            tokens, mask = tokens[:, :max(longest, 1)], mask[:, :max(longest, 1)]
         hidden = self.model(input_ids=tokens, attention_mask=mask).last_hidden_state
         hidden = hidden[:, self.virtual_tokens:]  # prompt tuning: the virtual tokens come first; pool the text's
         weights = mask.unsqueeze(-1).to(hidden.dtype)
