@@ -84,6 +84,18 @@ def test_own_tokenizer_text_with_word_and_character_ngrams(sms_csv, tmp_path):
     _same_outputs(model, tmp_path / "out", rows)
 
 
+@pytest.mark.parametrize("encoder", ["cnn", "transformer"])
+def test_own_tokenizer_text_through_a_cnn_or_a_transformer(sms_csv, tmp_path, encoder):
+    table = pd.read_csv(sms_csv).head(300)
+    model = _trained(table, "label", tmp_path, config={"columns": {"text": {"type": "text", "max_tokens": 32,
+                                                                          "text": {"encoder": encoder,
+                                                                                   "sentence_encoder": "none"}}}})
+    export_model(model, tmp_path / encoder, table.tail(60).assign(text="hi"))  # traced on one-token texts
+    rows = pd.DataFrame({"text": ["free entry now", "", None, "a much longer message than the traced ones " * 5]})
+    got = _same_outputs(model, tmp_path / encoder, rows)
+    assert None not in got.predictions  # an empty text is a prediction (the transformer once gave NaN for it)
+
+
 def test_an_image_model_exports_and_static_int8_is_calibrated(digits_folder, tmp_path):
     model = _trained(digits_folder, None, tmp_path, epochs=3)
     rows = pd.read_csv(model.run_dir / "predictions.csv")[["image", "label"]]

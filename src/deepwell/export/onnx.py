@@ -61,10 +61,15 @@ def export_network(network: nn.Module, inputs: dict[str, torch.Tensor], regressi
     example = tuple(inputs[k].cpu() for k in keys)
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = {**{k: {0: "rows"} for k in keys}, OUTPUT: {0: "rows"}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(graph, example, str(path), input_names=keys, output_names=[OUTPUT], dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused transformer layer has no ONNX spelling; the plain one
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(graph, example, str(path), input_names=keys, output_names=[OUTPUT],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     onnx.checker.check_model(str(path), full_check=True)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT], {k: v.numpy() for k, v in zip(keys, example, strict=True)})[0]

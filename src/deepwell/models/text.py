@@ -44,7 +44,11 @@ class TextTransformerEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         padding = tokens == 0
         positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.layers(self.embedding(tokens) + self.position(positions), src_key_padding_mask=padding)
+        # an empty text masks every key, and attention over none is NaN: let it attend to its first (padding)
+        # position; the mean below still counts only real tokens, so it pools to zeros
+        attend_none = padding.all(dim=1, keepdim=True) & (positions == 0)
+        x = self.layers(self.embedding(tokens) + self.position(positions),
+                        src_key_padding_mask=padding & ~attend_none)
         keep = (~padding).unsqueeze(-1).float()
         pooled = (self.norm(x) * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
         return self.dropout(pooled)
