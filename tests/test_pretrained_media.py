@@ -133,3 +133,29 @@ def test_fine_tuned_audio_encoder_matches_the_feature_extractor_normalisation(ti
     with torch.no_grad():
         expected = encoder.model(**inputs).last_hidden_state.mean(dim=1)
         np.testing.assert_allclose(encoder(torch.from_numpy(waves)).numpy(), expected.numpy(), atol=1e-4)
+
+
+def test_frozen_pretrained_image_and_audio_encoders_export_as_their_own_graphs(digits_folder, spoken_words,
+                                                                               tiny_vit, tiny_wav2vec2, tmp_path):
+    """The edge runtime decodes the files, runs the frozen encoder's graph (the processor's scaling and
+    normalisation inside it) and then the network's: the full model's probabilities within 1e-4."""
+    pytest.importorskip("onnxruntime")
+    from deepwell import edge
+    from deepwell.export.folder import export_model
+
+    image = {"target": "label", "columns": {"image": {"type": "image", "image": {"pretrained": str(tiny_vit)}}}}
+    model = dw.train(digits_folder, config=image, output=tmp_path / "img", epochs=2, seed=0, quiet=True)
+    files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[::9]})
+    export_model(model, tmp_path / "img-edge", files)
+    assert (tmp_path / "img-edge" / "encoders" / "image.onnx").is_file()
+    np.testing.assert_allclose(edge.load(tmp_path / "img-edge").predict(files.to_dict("records")).outputs,
+                               model.predict_proba(files), atol=1e-4)
+    audio = {"target": "word", "split": {"column": "split"},
+             "columns": {"voice": {"type": "ignore"},
+                         "audio": {"type": "audio", "audio": {"pretrained": str(tiny_wav2vec2), "duration": 0.5}}}}
+    model = dw.train(spoken_words, config=audio, output=tmp_path / "audio", epochs=2, seed=0, quiet=True)
+    clips = pd.read_csv(spoken_words)[["audio"]].head(12)
+    clips["audio"] = [str(spoken_words.parent / p) for p in clips["audio"]]
+    export_model(model, tmp_path / "audio-edge", clips)
+    np.testing.assert_allclose(edge.load(tmp_path / "audio-edge").predict(clips.to_dict("records")).outputs,
+                               model.predict_proba(clips), atol=1e-4)

@@ -254,10 +254,20 @@ class PretrainedText(Column):
 
 class Files(Column):
     """A column of image or audio files: paths (relative to the table's folder), bytes or arrays; a file that
-    cannot be read gives its row zeros and a reason, as in the full package."""
+    cannot be read gives its row zeros and a reason, as in the full package. With a frozen pretrained encoder
+    (`encoder`: its graph, from edge.json), the decoded files go through it and the column gives embeddings."""
 
     numeric = False
     reads_files = True
+    BATCH = 32  # files per encoder run, as features/pretrained.py batches them
+
+    def __init__(self, item: dict[str, Any], folder: Path, encoder: str | None = None) -> None:
+        super().__init__(item, folder)
+        self.session = None
+        if encoder:
+            from deepwell.edge.model import session
+
+            self.session = session(folder / encoder)
 
     def transform(self, table: Table, errors: dict[int, str]) -> np.ndarray:
         values = [media.resolve_path(v, table.base_dir) for v in table.columns[self.name]]
@@ -265,7 +275,13 @@ class Files(Column):
         for row, (array, reason) in enumerate(results):
             if array is None:
                 errors.setdefault(row, f"{self.name}: {reason}")
-        return self.stack([array for array, _ in results])
+        stacked = self.stack([array for array, _ in results])
+        if self.session is None:
+            return stacked
+        out = [np.zeros((0, int(self.state["dim"])), dtype=np.float32)]
+        out += [self.session.run(None, {"files": stacked[s:s + self.BATCH]})[0]
+                for s in range(0, len(stacked), self.BATCH)]
+        return np.concatenate(out)
 
     @abstractmethod
     def decode(self, value: Any) -> np.ndarray: ...
@@ -277,8 +293,8 @@ class Files(Column):
 class Image(Files):
     type = "image"
 
-    def __init__(self, item: dict[str, Any], folder: Path) -> None:
-        super().__init__(item, folder)
+    def __init__(self, item: dict[str, Any], folder: Path, encoder: str | None = None) -> None:
+        super().__init__(item, folder, encoder)
         image = self.options["image"]
         self.size, self.channels = int(image["size"]), 1 if image["channels"] == "auto" else int(image["channels"])
 
@@ -296,10 +312,12 @@ class Image(Files):
 class Audio(Files):
     type = "audio"
 
-    def __init__(self, item: dict[str, Any], folder: Path) -> None:
-        super().__init__(item, folder)
+    def __init__(self, item: dict[str, Any], folder: Path, encoder: str | None = None) -> None:
+        super().__init__(item, folder, encoder)
         audio = self.options["audio"]
-        self.rate, self.trim = int(audio["sample_rate"]), bool(item.get("trim_silence", False))
+        self.rate = int(audio["sample_rate"])
+        # the plain feature's state says (False for models saved before trimming); a pretrained one's options do
+        self.trim = bool(item["trim_silence"] if "trim_silence" in item else audio.get("trim_silence", False))
         self.samples = int(round(self.rate * float(audio["duration"])))
 
     def decode(self, value: Any) -> np.ndarray:
@@ -316,14 +334,18 @@ class Audio(Files):
 PLAIN: dict[str, type[Column]] = {cls.type: cls for cls in (Number, Binary, Category, Date, Text, Image, Audio)}
 
 
-def columns_of(preprocessor: dict[str, Any], folder: Path, pretrained: dict[str, dict[str, Any]]) -> list[Column]:
-    """A Column per feature of preprocessor.json; `pretrained` (from edge.json) describes the text columns with
-    a Hugging Face tokenizer."""
+def columns_of(preprocessor: dict[str, Any], folder: Path, pretrained: dict[str, dict[str, Any]],
+               encoders: dict[str, str] | None = None) -> list[Column]:
+    """A Column per feature of preprocessor.json; from edge.json, `pretrained` describes the text columns with a
+    Hugging Face tokenizer and `encoders` names the graph of each frozen pretrained image or audio encoder."""
     out: list[Column] = []
+    encoders = encoders or {}
     for item in preprocessor["features"]:
         key = item.get("key", item["name"])
         if key in pretrained:
             out.append(PretrainedText(item, folder, pretrained[key]))
+        elif key in encoders:
+            out.append(PLAIN[item["type"]](item, folder, encoders[key]))
         elif item["type"] in PLAIN:
             out.append(PLAIN[item["type"]](item, folder))
         else:

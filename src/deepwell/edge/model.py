@@ -80,7 +80,8 @@ class EdgeModel:
                             f"(format {self.info.get('format')!r}, version {self.info.get('format_version')!r}).")
         preprocessor = read_json(folder / "preprocessor.json")
         self.target = preprocessor["target"]
-        self.columns = columns_of(preprocessor, folder, self.info.get("pretrained_text", {}))
+        self.columns = columns_of(preprocessor, folder, self.info.get("pretrained_text", {}),
+                                  self.info.get("file_encoders", {}))
         self.session = session(folder / GRAPH, threads)
         self.inputs = [i["name"] for i in self.info["inputs"]]
         self.batch = int(self.info.get("batch", 4096))

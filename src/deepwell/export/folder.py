@@ -94,7 +94,7 @@ def export_model(model: Model, output: str | Path, rows: pd.DataFrame, *, quanti
         exported = export_network(model.network, {k: v[:TRACE_ROWS] for k, v in check.inputs.items()},
                                   model.task.is_regression, staging / "model.onnx")
         pretrained = _export_pretrained_text(model, staging)
-        _write_files(model, staging, exported.inputs, pretrained)
+        _write_files(model, staging, exported.inputs, pretrained, _export_file_encoders(model, staging))
         report = _verify(model, staging, rows.loc[check.kept], base_dir)
         if quantize is Quantize.INT8:
             calibrated = None if calibration is None else _encoded(model, calibration.head(CALIBRATION_ROWS),
@@ -116,13 +116,6 @@ def _refuse_unsupported(model: Model) -> None:
     if model.thresholds is not None:
         raise ConfigError("This model follows group thresholds (--mitigate threshold), which the edge runtime does "
                           "not apply yet; export the model trained without them, or serve it with the full package.")
-    for feature in model.preprocessor.features:
-        frozen = type(feature).__name__ in ("PretrainedImageFeature", "PretrainedAudioFeature") and \
-            not feature._options().trains_encoder
-        if frozen:
-            raise ConfigError(f"Column {feature.name!r}: a frozen pretrained {feature.type} encoder does not export "
-                              f"yet (its processor runs outside the network); fine-tune it (fine_tune: lora or full) "
-                              "or serve the model with the full package.")
 
 
 @dataclass
@@ -170,11 +163,9 @@ def _export_pretrained_text(model: Model, folder: Path) -> dict[str, dict[str, A
 
 
 def _export_sentence_encoder(encoder, path: Path, pad_id: int) -> None:
-    import warnings
-
     import torch
 
-    from deepwell.export.onnx import OPSET
+    from deepwell.export.onnx import write_graph
 
     class Sentence(torch.nn.Module):
         def __init__(self) -> None:
@@ -187,19 +178,93 @@ def _export_sentence_encoder(encoder, path: Path, pad_id: int) -> None:
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
             return torch.nn.functional.normalize(pooled, dim=1)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     ids = torch.full((2, 8), pad_id, dtype=torch.int64)
     ids[:, :5] = torch.arange(100, 105)
-    mask = (ids != pad_id).long()
     axes = {"input_ids": {0: "rows", 1: "tokens"}, "attention_mask": {0: "rows", 1: "tokens"},
             "embeddings": {0: "rows"}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Sentence().eval(), (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
-                          output_names=["embeddings"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    write_graph(Sentence(), (ids, (ids != pad_id).long()), path, ["input_ids", "attention_mask"], ["embeddings"],
+                axes)
 
 
-def _write_files(model: Model, folder: Path, inputs: list[str], pretrained: dict[str, dict[str, Any]]) -> None:
+def _export_file_encoders(model: Model, folder: Path) -> dict[str, str]:
+    """Per image or audio column with a frozen pretrained encoder: its graph (encoders/<key>.onnx: the decoded
+    files, as the column stacks them, → the processor's rescaling and normalisation → the model → the pooled
+    vector the full feature embeds). The processor's other steps are no-ops on decoded files (they are already
+    at its size and rate); the export's check against the full model would catch one that is not."""
+    import torch
+
+    from deepwell.export.onnx import write_graph
+    from deepwell.features.pretrained import PretrainedAudioFeature, PretrainedImageFeature
+
+    out = {}
+    for feature in model.preprocessor.features:
+        if not isinstance(feature, (PretrainedImageFeature, PretrainedAudioFeature)) or \
+                feature._options().trains_encoder:
+            continue
+        processor, encoder = feature._model()
+        inputs = _image_inputs(processor) if isinstance(feature, PretrainedImageFeature) else \
+            _audio_inputs(processor, feature.name)
+        path = f"encoders/{feature.key.replace('#', '__')}.onnx"
+        example = torch.from_numpy(feature.stack([None, None], 2))
+        write_graph(_file_encoder(encoder, inputs), (example,), folder / path, ["files"], ["embeddings"],
+                    {"files": {0: "rows"}, "embeddings": {0: "rows"}})
+        out[feature.key] = path
+    return out
+
+
+def _file_encoder(encoder, inputs):
+    """A module (torch is imported by the export alone): decoded files → `inputs` → the model → the pooled vector."""
+    import torch
+
+    from deepwell.features.pretrained import pooled
+
+    class FileEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, files: torch.Tensor) -> torch.Tensor:
+            return pooled(self.encoder(**inputs(files))).float()
+
+    return FileEncoder()
+
+
+def _image_inputs(processor):
+    """uint8 [rows, channels, size, size] → pixel_values as the image processor scales and normalises them."""
+    import torch
+
+    scale = float(getattr(processor, "rescale_factor", 1 / 255)) if getattr(processor, "do_rescale", True) else 1.0
+    normalise = bool(getattr(processor, "do_normalize", False))
+    mean = torch.tensor(list(getattr(processor, "image_mean", None) or [0.0]), dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(list(getattr(processor, "image_std", None) or [1.0]), dtype=torch.float32).view(1, -1, 1, 1)
+
+    def inputs(files):
+        x = files.float() * scale
+        return {"pixel_values": (x - mean) / std if normalise else x}
+
+    return inputs
+
+
+def _audio_inputs(processor, column: str):
+    """int16 [rows, samples] → input_values as a waveform feature extractor gives them (zero mean, unit variance
+    per clip when it normalises)."""
+    if list(getattr(processor, "model_input_names", ["input_values"]))[:1] != ["input_values"]:
+        raise ConfigError(f"Column {column!r}: its frozen encoder's feature extractor gives "
+                          f"{processor.model_input_names[0]!r}, not waveforms, which the export cannot express yet; "
+                          "serve the model with the full package.")
+    normalise = bool(getattr(processor, "do_normalize", False))
+
+    def inputs(files):
+        x = files.float() / 32768.0
+        if normalise:
+            x = (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True, unbiased=False) + 1e-7).sqrt()
+        return {"input_values": x}
+
+    return inputs
+
+
+def _write_files(model: Model, folder: Path, inputs: list[str], pretrained: dict[str, dict[str, Any]],
+                 file_encoders: dict[str, str]) -> None:
     from deepwell import __version__
     from deepwell.edge.model import FORMAT, FORMAT_VERSION, INFO
     from deepwell.inference.network import ENCODER_BATCH, TABLE_BATCH
@@ -209,6 +274,7 @@ def _write_files(model: Model, folder: Path, inputs: list[str], pretrained: dict
     write_json(folder / INFO, {"format": FORMAT, "format_version": FORMAT_VERSION, "deepwell_version": __version__,
                                "task": model.task.value, "target": model.target, "classes": model.classes_,
                                "inputs": [{"name": name} for name in inputs], "pretrained_text": pretrained,
+                               "file_encoders": file_encoders,
                                "batch": ENCODER_BATCH if heavy else TABLE_BATCH, "quantization": None})
     for name, part in (("metrics.json", model.metrics), ("diagnosis.json", model.diagnosis),
                        ("reference.json", model.reference)):

@@ -52,6 +52,21 @@ def _onnx():
     return onnx, onnxruntime
 
 
+def write_graph(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path, inputs: list[str],
+                outputs: list[str], axes: dict[str, dict[int, str]]) -> None:
+    """`module` traced on `example` into an ONNX file (TorchScript exporter, OPSET; `axes` stay dynamic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused transformer layer has no ONNX spelling; the plain one
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(module.eval(), example, str(path), input_names=inputs, output_names=outputs,
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
 def export_network(network: nn.Module, inputs: dict[str, torch.Tensor], regression: bool, path: Path) -> Exported:
     """Write `network` to `path` as ONNX, traced on `inputs` (a few encoded rows; the batch axis stays dynamic),
     then check it: the ONNX checker, and onnxruntime against PyTorch on the same rows."""
@@ -61,15 +76,7 @@ def export_network(network: nn.Module, inputs: dict[str, torch.Tensor], regressi
     example = tuple(inputs[k].cpu() for k in keys)
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = {**{k: {0: "rows"} for k in keys}, OUTPUT: {0: "rows"}}
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)  # the fused transformer layer has no ONNX spelling; the plain one
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(graph, example, str(path), input_names=keys, output_names=[OUTPUT],
-                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
+    write_graph(graph, example, path, keys, [OUTPUT], axes)
     onnx.checker.check_model(str(path), full_check=True)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT], {k: v.numpy() for k, v in zip(keys, example, strict=True)})[0]
