@@ -362,3 +362,25 @@ def test_a_fine_tuned_pretrained_encoder_exports_inside_the_graph(sms_csv, tmp_p
     rows = pd.DataFrame({"text": ["Free entry!! txt WIN to 80085", "", None, "see you at 6?",
                                   "a message far longer than any the graph was traced on " * 4]})
     _same_outputs(model, tmp_path / method, rows)
+
+
+def test_group_thresholds_travel_with_the_export(tmp_path):
+    """A model trained with --mitigate threshold: the edge runtime's labels follow the group rules where the
+    sensitive column is given (the full model's labels: the coin of an interpolated rule is drawn from the score
+    rounded to 5 decimals, which both runtimes agree on), and the network's own decision where it is not."""
+    rng = np.random.default_rng(0)
+    group = rng.choice(["a", "b"], 1500, p=[0.6, 0.4])
+    skill = rng.normal(size=1500)
+    label = np.where(skill + np.where(group == "a", 0.8, -0.8) + rng.normal(0, 0.5, 1500) > 0, "yes", "no")
+    table = pd.DataFrame({"group": group, "skill": skill, "label": label})
+    model = dw.train(table, "label", output=tmp_path / "runs", **QUIET, config={
+        "training": {"epochs": 4}, "fairness": {"sensitive": ["group"], "mitigate": "threshold"}})
+    export_model(model, tmp_path / "fair", table.tail(300))
+    assert (tmp_path / "fair" / "fairness_thresholds.json").is_file()
+    runtime = edge.load(tmp_path / "fair")
+    rows = table.drop(columns="label").tail(300)
+    got, expected = runtime.predict(rows), model.predict(rows)
+    assert np.mean([str(a) == str(b) for a, b in zip(got.predictions, expected, strict=True)]) >= 0.99
+    plain = runtime.predict(rows.assign(group="c"))  # a group without a rule keeps the network's decision
+    network = np.asarray(runtime.classes, dtype=object)[plain.outputs.argmax(axis=1)]
+    assert list(plain.predictions) == list(network) != list(got.predictions)

@@ -20,7 +20,7 @@ from deepwell.edge.values import EdgeError, Table, listing, read, warn_extra
 
 FORMAT = "deepwell-edge"
 FORMAT_VERSION = 1
-INFO, GRAPH = "edge.json", "model.onnx"
+INFO, GRAPH, THRESHOLDS = "edge.json", "model.onnx", "fairness_thresholds.json"
 
 
 def session(path: Path, threads: int | None = None):
@@ -83,6 +83,7 @@ class EdgeModel:
         self.columns = columns_of(preprocessor, folder, self.info.get("pretrained_text", {}),
                                   self.info.get("file_encoders", {}))
         self.session = session(folder / GRAPH, threads)
+        self.thresholds = _thresholds(folder)
         self.inputs = [i["name"] for i in self.info["inputs"]]
         self.batch = int(self.info.get("batch", 4096))
 
@@ -109,7 +110,12 @@ class EdgeModel:
         if failed:
             outputs[failed] = np.nan
         reasons = [errors.get(i) for i in range(table.rows)]
-        return self._post(outputs, reasons)
+        predictions = self._post(outputs, reasons)
+        if self.thresholds is not None and self.task != "regression":
+            labels = self.thresholds.labels(table.columns, self.classes, outputs, reasons)
+            if labels is not None:  # the sensitive column(s) are in the table: the group rules decide
+                predictions.predictions = labels
+        return predictions
 
     def encode(self, table: Table) -> tuple[dict[str, np.ndarray], dict[int, str]]:
         """The graph's inputs for every row, and the reasons of rows whose files could not be read."""
@@ -117,7 +123,8 @@ class EdgeModel:
         if missing:
             raise EdgeError(f"{table.source} lacks input column(s) the model needs: {listing(missing)}. "
                             f"The model was trained on: {listing(self.input_columns)}.")
-        warn_extra(table, self.input_columns, self.target["name"])
+        grouping = self.thresholds.sensitive if self.thresholds is not None else []
+        warn_extra(table, self.input_columns + grouping, self.target["name"])
         errors: dict[int, str] = {}
         numeric = [c.transform(table, errors) for c in self.columns if c.numeric]
         inputs = {NUMERIC: np.concatenate(numeric, axis=1)} if numeric else {}
@@ -148,6 +155,19 @@ class EdgeModel:
         if self.task == "regression":
             raise EdgeError("predict_proba is for classifiers; this model is a regressor (use predict).")
         return self.predict(data).outputs
+
+
+def _thresholds(folder: Path):
+    """The group thresholds of a model trained with `--mitigate threshold` (fairness_thresholds.json), or None."""
+    path = folder / THRESHOLDS
+    if not path.is_file():
+        return None
+    from deepwell.edge.thresholds import Thresholds
+
+    try:
+        return Thresholds.from_dict(read_json(path))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EdgeError(f"{path}: damaged ({type(exc).__name__}: {exc}); export the model again.") from None
 
 
 def load(folder: str | Path, threads: int | None = None) -> EdgeModel:

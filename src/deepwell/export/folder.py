@@ -86,7 +86,6 @@ def export_model(model: Model, output: str | Path, rows: pd.DataFrame, *, quanti
     quantize = Quantize(quantize)
     if not 0 <= min_agreement <= 1:
         raise ConfigError(f"min_agreement must be between 0 and 1; got {min_agreement!r}.")
-    _refuse_unsupported(model)
     rows = rows.head(CHECK_ROWS)
     check = _encoded(model, rows, base_dir, "check rows")
     output = Path(output)
@@ -110,12 +109,6 @@ def needs_calibration(model: Model) -> bool:
     from torch import nn
 
     return any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.network.modules())
-
-
-def _refuse_unsupported(model: Model) -> None:
-    if model.thresholds is not None:
-        raise ConfigError("This model follows group thresholds (--mitigate threshold), which the edge runtime does "
-                          "not apply yet; export the model trained without them, or serve it with the full package.")
 
 
 @dataclass
@@ -277,7 +270,7 @@ def _write_files(model: Model, folder: Path, inputs: list[str], pretrained: dict
                                "file_encoders": file_encoders,
                                "batch": ENCODER_BATCH if heavy else TABLE_BATCH, "quantization": None})
     for name, part in (("metrics.json", model.metrics), ("diagnosis.json", model.diagnosis),
-                       ("reference.json", model.reference)):
+                       ("reference.json", model.reference), ("fairness_thresholds.json", model.thresholds)):
         if part is not None:
             write_json(folder / name, part.to_dict())
 

@@ -11,7 +11,6 @@ own decision. The probabilities a model returns stay the network's: only the lab
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,30 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepwell.edge.thresholds import GroupRule, favourable_chosen  # the rules' one implementation (numpy only)
 from deepwell.errors import ConfigError, ModelFileError
 
 CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity", "false_positive_rate_parity")
 _BOUND = 2.0  # fairlearn's ±inf thresholds, for scores in [0, 1], kept finite so the JSON stays strict
-
-
-@dataclass(frozen=True)
-class GroupRule:
-    """One group's interpolated thresholds: P(favourable) = p0·[score op0 t0] + p1·[score op1 t1], mixed with a
-    constant prediction at rate p_ignore."""
-
-    p0: float
-    operator0: str
-    threshold0: float
-    p1: float
-    operator1: str
-    threshold1: float
-    p_ignore: float = 0.0
-    constant: float = 0.0
-
-    def favourable_probability(self, scores: np.ndarray) -> np.ndarray:
-        rule = self.p0 * _apply(self.operator0, self.threshold0, scores) + \
-            self.p1 * _apply(self.operator1, self.threshold1, scores)
-        return self.p_ignore * self.constant + (1 - self.p_ignore) * rule
 
 
 @dataclass
@@ -56,14 +36,7 @@ class GroupThresholds:
 
     def favourable_chosen(self, scores: np.ndarray, groups: pd.Series) -> np.ndarray:
         """True where the row gets the favourable outcome: its group's rule, or `score > 0.5` for an unknown group."""
-        labels = groups.astype(str).to_numpy()
-        chosen = scores > 0.5
-        draw = _row_uniforms(scores, labels)
-        for group, rule in self.rules.items():
-            rows = labels == group
-            if rows.any():
-                chosen[rows] = rule.favourable_probability(scores[rows]) >= draw[rows]
-        return chosen
+        return favourable_chosen(self.rules, scores, groups.astype(str).to_numpy())
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": "threshold", "library": "fairlearn.postprocessing.ThresholdOptimizer",
@@ -126,19 +99,3 @@ def _rule(bunch: Any) -> GroupRule:
     return GroupRule(float(bunch.p0), bunch.operation0.operator, bounded(bunch.operation0.threshold),
                      float(bunch.p1), bunch.operation1.operator, bounded(bunch.operation1.threshold),
                      float(bunch.get("p_ignore", 0.0)), float(bunch.get("prediction_constant", 0.0)))
-
-
-def _apply(operator: str, threshold: float, scores: np.ndarray) -> np.ndarray:
-    return (scores > threshold) if operator == ">" else (scores < threshold)
-
-
-def _row_uniforms(scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """A uniform number in [0, 1) per row from its score and group (splitmix64): fixed for a row, spread over rows."""
-    salt = np.array([zlib.crc32(g.encode()) for g in groups], dtype=np.uint64)
-    x = np.ascontiguousarray(scores, dtype=np.float64).view(np.uint64) ^ (salt << np.uint64(32))
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x = x ^ (x >> np.uint64(31))
-    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)

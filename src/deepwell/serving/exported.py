@@ -40,7 +40,6 @@ class ExportedModel:
     """The part of `Model` the server uses, answered by `deepwell.edge`."""
 
     explains = False
-    thresholds = None
 
     def __init__(self, folder: str | Path, threads: int | None = None) -> None:
         from deepwell.edge.model import load
@@ -56,6 +55,7 @@ class ExportedModel:
         self.classes_ = self.runtime.classes
         self.input_columns = self.runtime.input_columns
         self.preprocessor = _Columns(self.runtime)
+        self.thresholds = self.runtime.thresholds  # its `sensitive` columns: optional inputs of the server
         self.reference = self._reference()
 
     def _reference(self):
