@@ -1,6 +1,6 @@
 """`deepwell export`: a trained model as a folder the edge runtime (`deepwell.edge`) runs with numpy and
-onnxruntime alone — the network as one ONNX graph, a frozen pretrained text encoder as its own graph, the fitted
-preprocessing as the model's own preprocessor.json, and its metrics and reference profile.
+onnxruntime alone — the network as one ONNX graph, each frozen pretrained encoder as its own (`encoders.py`), the
+fitted preprocessing as the model's own preprocessor.json, and its metrics, reference profile and thresholds.
 
 The export proves itself before it is swapped into place: the ONNX checker, onnxruntime against PyTorch on the
 network's inputs (export/onnx.py), then the edge runtime — its own preprocessing included — against the full
@@ -10,7 +10,6 @@ model on held-out rows (fp32 within `TOLERANCE`; int8 labels agreeing on at leas
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepwell.errors import ConfigError, DataError, ModelFileError
+from deepwell.export.encoders import file_encoders, pretrained_text
 from deepwell.export.onnx import TOLERANCE, export_network
 from deepwell.runs.files import staged_folder, write_json, write_text
 
@@ -92,8 +92,8 @@ def export_model(model: Model, output: str | Path, rows: pd.DataFrame, *, quanti
     with staged_folder(output) as staging:
         exported = export_network(model.network, {k: v[:TRACE_ROWS] for k, v in check.inputs.items()},
                                   model.task.is_regression, staging / "model.onnx")
-        pretrained = _export_pretrained_text(model, staging)
-        _write_files(model, staging, exported.inputs, pretrained, _export_file_encoders(model, staging))
+        pretrained = pretrained_text(model, staging)
+        _write_files(model, staging, exported.inputs, pretrained, file_encoders(model, staging))
         report = _verify(model, staging, rows.loc[check.kept], base_dir)
         if quantize is Quantize.INT8:
             calibrated = None if calibration is None else _encoded(model, calibration.head(CALIBRATION_ROWS),
@@ -128,132 +128,6 @@ def _encoded(model: Model, rows: pd.DataFrame, base_dir: Path | None, what: str)
                         "give rows the model can read (--data).")
     positions = rows.index.get_indexer(kept)
     return _Encoded({k: v[positions] for k, v in inputs.items()}, kept)
-
-
-def _export_pretrained_text(model: Model, folder: Path) -> dict[str, dict[str, Any]]:
-    """Per text column with a Hugging Face tokenizer: its tokenizer.json and pad id, and for a frozen encoder its
-    own graph (encoders/<key>.onnx: token ids and mask → the L2-normalised mean of the last hidden states)."""
-    from deepwell.features.pretrained import PretrainedTextFeature
-
-    out = {}
-    for feature in model.preprocessor.features:
-        if not isinstance(feature, PretrainedTextFeature):
-            continue
-        name = feature.key.replace("#", "__")
-        tokenizer, encoder = feature._encoder()
-        if not (feature.source / "tokenizer.json").is_file():
-            raise ModelFileError(f"Column {feature.name!r}: {feature.source} has no tokenizer.json (a fast "
-                                 "tokenizer), which the edge runtime reads.")
-        (folder / "assets" / name).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(feature.source / "tokenizer.json", folder / "assets" / name / "tokenizer.json")
-        pad = int(tokenizer.pad_token_id or 0)
-        spec: dict[str, Any] = {"tokenizer": f"assets/{name}/tokenizer.json", "pad_id": pad}
-        if encoder is not None:
-            spec["encoder"] = f"encoders/{name}.onnx"
-            _export_sentence_encoder(encoder, folder / spec["encoder"], pad)
-        out[feature.key] = spec
-    return out
-
-
-def _export_sentence_encoder(encoder, path: Path, pad_id: int) -> None:
-    import torch
-
-    from deepwell.export.onnx import write_graph
-
-    class Sentence(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
-            return torch.nn.functional.normalize(pooled, dim=1)
-
-    ids = torch.full((2, 8), pad_id, dtype=torch.int64)
-    ids[:, :5] = torch.arange(100, 105)
-    axes = {"input_ids": {0: "rows", 1: "tokens"}, "attention_mask": {0: "rows", 1: "tokens"},
-            "embeddings": {0: "rows"}}
-    write_graph(Sentence(), (ids, (ids != pad_id).long()), path, ["input_ids", "attention_mask"], ["embeddings"],
-                axes)
-
-
-def _export_file_encoders(model: Model, folder: Path) -> dict[str, str]:
-    """Per image or audio column with a frozen pretrained encoder: its graph (encoders/<key>.onnx: the decoded
-    files, as the column stacks them, → the processor's rescaling and normalisation → the model → the pooled
-    vector the full feature embeds). The processor's other steps are no-ops on decoded files (they are already
-    at its size and rate); the export's check against the full model would catch one that is not."""
-    import torch
-
-    from deepwell.export.onnx import write_graph
-    from deepwell.features.pretrained import PretrainedAudioFeature, PretrainedImageFeature
-
-    out = {}
-    for feature in model.preprocessor.features:
-        if not isinstance(feature, (PretrainedImageFeature, PretrainedAudioFeature)) or \
-                feature._options().trains_encoder:
-            continue
-        processor, encoder = feature._model()
-        inputs = _image_inputs(processor) if isinstance(feature, PretrainedImageFeature) else \
-            _audio_inputs(processor, feature.name)
-        path = f"encoders/{feature.key.replace('#', '__')}.onnx"
-        example = torch.from_numpy(feature.stack([None, None], 2))
-        write_graph(_file_encoder(encoder, inputs), (example,), folder / path, ["files"], ["embeddings"],
-                    {"files": {0: "rows"}, "embeddings": {0: "rows"}})
-        out[feature.key] = path
-    return out
-
-
-def _file_encoder(encoder, inputs):
-    """A module (torch is imported by the export alone): decoded files → `inputs` → the model → the pooled vector."""
-    import torch
-
-    from deepwell.features.pretrained import pooled
-
-    class FileEncoder(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, files: torch.Tensor) -> torch.Tensor:
-            return pooled(self.encoder(**inputs(files))).float()
-
-    return FileEncoder()
-
-
-def _image_inputs(processor):
-    """uint8 [rows, channels, size, size] → pixel_values as the image processor scales and normalises them."""
-    import torch
-
-    scale = float(getattr(processor, "rescale_factor", 1 / 255)) if getattr(processor, "do_rescale", True) else 1.0
-    normalise = bool(getattr(processor, "do_normalize", False))
-    mean = torch.tensor(list(getattr(processor, "image_mean", None) or [0.0]), dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(list(getattr(processor, "image_std", None) or [1.0]), dtype=torch.float32).view(1, -1, 1, 1)
-
-    def inputs(files):
-        x = files.float() * scale
-        return {"pixel_values": (x - mean) / std if normalise else x}
-
-    return inputs
-
-
-def _audio_inputs(processor, column: str):
-    """int16 [rows, samples] → input_values as a waveform feature extractor gives them (zero mean, unit variance
-    per clip when it normalises)."""
-    if list(getattr(processor, "model_input_names", ["input_values"]))[:1] != ["input_values"]:
-        raise ConfigError(f"Column {column!r}: its frozen encoder's feature extractor gives "
-                          f"{processor.model_input_names[0]!r}, not waveforms, which the export cannot express yet; "
-                          "serve the model with the full package.")
-    normalise = bool(getattr(processor, "do_normalize", False))
-
-    def inputs(files):
-        x = files.float() / 32768.0
-        if normalise:
-            x = (x - x.mean(dim=1, keepdim=True)) / (x.var(dim=1, keepdim=True, unbiased=False) + 1e-7).sqrt()
-        return {"input_values": x}
-
-    return inputs
 
 
 def _write_files(model: Model, folder: Path, inputs: list[str], pretrained: dict[str, dict[str, Any]],
