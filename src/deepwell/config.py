@@ -49,8 +49,8 @@ class LoraOptions(_Strict):
     alpha: float = Field(16.0, gt=0, description="scaling numerator: the update is multiplied by alpha / rank")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the adapter's input")
     target_modules: list[str] | None = Field(
-        None, description="module names to adapt; None: PEFT's choice for the architecture (query and value "
-        "projections for BERT-like models), else every linear layer")
+        None, description="module names to adapt (PEFT matches a name's last part); None: an encoder's every "
+        "linear layer (BERT-like: query, key, value, dense), a causal language model's PEFT choice (GPT-2: c_attn)")
 
 
 class PromptTuningOptions(_Strict):
@@ -227,6 +227,22 @@ class SplitConfig(_Strict):
         return self
 
 
+class DataConfig(_Strict):
+    """How a table is read: whole into memory, or streamed in record batches (data larger than memory)."""
+
+    streaming: Literal["auto", "always", "never"] = Field(
+        "auto", description="read a table file or folder in record batches and train from chunks on disk, never "
+        "holding it whole; auto: when the table would take more than memory_share of the memory available")
+    memory_share: float = Field(0.25, gt=0, le=1, description="streaming auto: the share of available memory a "
+                                "table may take before it is streamed")
+    batch_rows: int = Field(65_536, ge=1_000, description="streaming: rows per record batch (and per chunk on disk)")
+    sample_rows: int = Field(100_000, ge=1_000, description="streaming: rows of each split kept in memory as a seeded "
+                             "sample: text tokenizers and file columns fit on the training sample, the profile, "
+                             "explanations, the bias audit and predictions.csv use the samples")
+    cache_dir: Path | None = Field(None, description="streaming: where the transformed chunks are written while "
+                                   "training (deleted after); None: the system's temporary folder")
+
+
 class ModelConfig(_Strict):
     """The network after the per-column encoders: an MLP trunk and a task head."""
 
@@ -323,6 +339,7 @@ class Config(_Strict):
     on_bad_file: Literal["skip", "error"] = Field(
         "skip", description="an unreadable image/audio file: skip its row (listed in the run folder) or stop")
     split: SplitConfig = Field(default_factory=SplitConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

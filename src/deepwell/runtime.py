@@ -54,6 +54,20 @@ def cgroup_quota() -> float | None:
     return None
 
 
+def available_memory() -> int:
+    """Bytes of memory this process may use: the machine's, capped by a cgroup memory limit (v2 `memory.max`,
+    v1 `memory.limit_in_bytes`)."""
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for limit in (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+        try:
+            value = limit.read_text().strip()
+        except OSError:
+            continue
+        if value.isdigit():
+            return min(physical, int(value))
+    return physical
+
+
 def requested_threads(setting: int | str | None = None) -> int:
     """`setting` (an int, or "auto"/None), else $DEEPWELL_THREADS, else `available_cpus()`."""
     if isinstance(setting, int):

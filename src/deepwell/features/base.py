@@ -30,8 +30,18 @@ class Feature(ABC):
         self.options = options
         self.key = key or name  # the network input's name: a second feature of one column has its own
 
-    @abstractmethod
-    def fit(self, values: pd.Series) -> None: ...
+    def fit(self, values: pd.Series) -> None:
+        """Learn state from the training values (a feature that fits from a summary needs nothing else)."""
+        self.fit_summary(self.summarise(values))
+
+    def summarise(self, values: pd.Series) -> Any:
+        """What `fit_summary` needs of a batch of training values, mergeable across batches (its `merge`:
+        features/summaries.py); None: this feature fits on the values themselves (a streamed table gives it a
+        seeded sample of its training rows)."""
+        return None
+
+    def fit_summary(self, summary: Any) -> None:
+        raise NotImplementedError(f"{type(self).__name__} fits on values, not on a summary")
 
     @abstractmethod
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:

@@ -8,18 +8,21 @@ import numpy as np
 import pandas as pd
 
 from deepwell.features.base import Feature, keys_of
+from deepwell.features.summaries import Counts
 
 
 class BinaryFeature(Feature):
     type = "binary"
 
-    def fit(self, values: pd.Series) -> None:
-        keys = keys_of(values).dropna()
-        levels = sorted(keys.unique().tolist(), key=_order)
+    def summarise(self, values: pd.Series) -> Counts:
+        return Counts.of(keys_of(values))
+
+    def fit_summary(self, summary: Counts) -> None:
+        levels = sorted(summary.counts.index.tolist(), key=_order)
         if len(levels) > 2:
-            levels = keys.value_counts().index[:2].tolist()
+            levels = summary.most_common().index[:2].tolist()
         self.levels = levels  # levels[-1] is the positive value
-        self.indicator = bool(keys_of(values).isna().any())
+        self.indicator = bool(summary.missing)
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
         keys = keys_of(values).tolist()

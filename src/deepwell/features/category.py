@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from deepwell.features.base import Feature, keys_of
+from deepwell.features.summaries import Counts
 
 UNKNOWN, MISSING = 0, 1  # reserved indices; vocabulary values start at 2
 
@@ -21,8 +22,11 @@ class CategoryFeature(Feature):
     type = "category"
     block = "own"
 
-    def fit(self, values: pd.Series) -> None:
-        counts = keys_of(values).value_counts()
+    def summarise(self, values: pd.Series) -> Counts:
+        return Counts.of(keys_of(values))
+
+    def fit_summary(self, summary: Counts) -> None:
+        counts = summary.most_common()
         counts = counts[counts >= self.options.min_frequency]
         self.vocabulary = counts.index[: self.options.max_vocabulary].tolist()
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from deepwell.data.inference import parse_dates
 from deepwell.features.base import Feature, wrong_values_error
+from deepwell.features.summaries import Moments
 
 PARTS = ["year", "month_sin", "month_cos", "day", "weekday_sin", "weekday_cos", "hour_sin", "hour_cos"]
 
@@ -16,11 +17,13 @@ PARTS = ["year", "month_sin", "month_cos", "day", "weekday_sin", "weekday_cos", 
 class DatetimeFeature(Feature):
     type = "datetime"
 
-    def fit(self, values: pd.Series) -> None:
+    def summarise(self, values: pd.Series) -> Moments:
         dates = parse_dates(values).dropna()
-        years = dates.dt.year + dates.dt.day_of_year / 366.0
-        self.year_mean = float(years.mean()) if len(years) else 2000.0
-        std = float(years.std(ddof=0)) if len(years) > 1 else 1.0
+        return Moments.of((dates.dt.year + dates.dt.day_of_year / 366.0).to_numpy(float))
+
+    def fit_summary(self, summary: Moments) -> None:
+        self.year_mean = summary.mean if summary.count else 2000.0
+        std = summary.std if summary.count > 1 else 1.0
         self.year_std = std if std > 1e-9 else 1.0
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:

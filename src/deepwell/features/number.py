@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deepwell.features.base import Feature, wrong_values_error
+from deepwell.features.summaries import Moments
 
 CLIP = 8.0  # standardised values beyond ±CLIP are clipped, so one outlier cannot blow up a batch
 
@@ -26,19 +28,30 @@ def to_numbers(values: pd.Series, column: str, strict: bool) -> pd.Series:
     return numbers
 
 
+@dataclass
+class NumberSummary:
+    raw: Moments
+    log: Moments
+
+    def merge(self, other: NumberSummary) -> NumberSummary:
+        return NumberSummary(self.raw.merge(other.raw), self.log.merge(other.log))
+
+
 class NumberFeature(Feature):
     type = "number"
 
-    def fit(self, values: pd.Series) -> None:
-        x = to_numbers(values, self.name, strict=False)
-        present = x.dropna()
-        skew = float(present.skew()) if len(present) > 2 else 0.0
-        self.log = bool(len(present) and present.min() >= 0 and skew > 2.0)
-        scaled = np.log1p(present) if self.log else present
-        self.mean = float(scaled.mean()) if len(scaled) else 0.0
-        std = float(scaled.std(ddof=0)) if len(scaled) else 0.0
-        self.std = std if std > 1e-12 else 1.0
-        self.indicator = bool(x.isna().any())
+    def summarise(self, values: pd.Series) -> NumberSummary:
+        """Moments of the values and of log1p of their non-negative part (used when all are ≥ 0)."""
+        x = to_numbers(values, self.name, strict=False).to_numpy(dtype=np.float64)
+        return NumberSummary(Moments.of(x), Moments.of(np.log1p(np.clip(x, 0, None))))
+
+    def fit_summary(self, summary: NumberSummary) -> None:
+        raw = summary.raw
+        self.log = bool(raw.count and raw.minimum >= 0 and raw.skew > 2.0)
+        scaled = summary.log if self.log else raw
+        self.mean = scaled.mean if scaled.count else 0.0
+        self.std = scaled.std if scaled.std > 1e-12 else 1.0
+        self.indicator = bool(raw.missing)
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
         x = to_numbers(values, self.name, strict).to_numpy(dtype=np.float64)

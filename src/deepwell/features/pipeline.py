@@ -60,6 +60,18 @@ def column_features(name: str, options: ColumnConfig) -> list[Feature]:
     return features
 
 
+TARGET_KEY = "__target__"  # the target's entry among streamed summaries
+
+
+def unfitted_features(columns: dict[str, ColumnConfig]) -> list[Feature]:
+    """Every input column's features, in column order, before fitting."""
+    features = [feature for name, options in columns.items() if options.type in FEATURE_TYPES
+                for feature in column_features(name, options)]
+    if not features:
+        raise DataError("No usable input columns: every column is the target, an ID, or ignored.")
+    return features
+
+
 EDGE_ROWS = 200_000  # training rows (a seeded sample beyond) whose quantiles give the numbers' bin edges
 
 
@@ -71,16 +83,23 @@ class Preprocessor:
         self.numeric_edges = numeric_edges  # per numeric input, training quantiles (piecewise-linear encoding)
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, columns: dict[str, ColumnConfig], target: TargetEncoder) -> Preprocessor:
-        features = []
-        for name, options in columns.items():
-            if options.type in FEATURE_TYPES:
-                for feature in column_features(name, options):
-                    feature.fit(train[name])
-                    features.append(feature)
-        if not features:
-            raise DataError("No usable input columns: every column is the target, an ID, or ignored.")
-        target.fit(train[target.name])
+    def fit(cls, train: pd.DataFrame, columns: dict[str, ColumnConfig], target: TargetEncoder,
+            summaries: dict[str, Any] | None = None) -> Preprocessor:
+        """Every feature and the target fitted on the training rows. `summaries` (feature key → what its
+        `summarise` gave, merged over a streamed table's batches; TARGET_KEY for the target) replace `train`
+        for the features that fit from one; the others, and the numbers' bin edges, fit on `train` (then a
+        sample of the training rows)."""
+        features = unfitted_features(columns)
+        for feature in features:
+            summary = (summaries or {}).get(feature.key)
+            if summary is not None:
+                feature.fit_summary(summary)
+            else:
+                feature.fit(train[feature.name])
+        if summaries and TARGET_KEY in summaries:
+            target.fit_summary(summaries[TARGET_KEY])
+        else:
+            target.fit(train[target.name])
         preprocessor = cls(features, target)
         preprocessor.numeric_edges = preprocessor._numeric_edges(train)
         return preprocessor

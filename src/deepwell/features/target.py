@@ -10,6 +10,7 @@ import pandas as pd
 from deepwell.errors import DataError
 from deepwell.features.base import keys_of, value_key
 from deepwell.features.number import to_numbers
+from deepwell.features.summaries import Counts, Moments
 from deepwell.task import Task
 
 
@@ -24,20 +25,24 @@ class TargetEncoder:
         return not self.task.is_regression
 
     def fit(self, values: pd.Series) -> None:
+        self.fit_summary(self.summarise(values))
+
+    def summarise(self, values: pd.Series) -> Counts | Moments:
+        """Classes: each label's count and first raw value; regression: the moments (features/summaries.py)."""
         if self.is_classification:
             present = values.dropna()
-            first_by_key: dict[str, Any] = {}
-            for value, key in zip(present, keys_of(present), strict=True):
-                first_by_key.setdefault(key, _json_value(value))
-            self.classes = [first_by_key[k] for k in sorted(first_by_key, key=_class_order)]
+            return Counts.of(keys_of(present), present)
+        return Moments.of(to_numbers(values, self.name, strict=True).to_numpy(np.float64))
+
+    def fit_summary(self, summary: Counts | Moments) -> None:
+        if isinstance(summary, Counts):
+            self.classes = [_json_value(summary.first[k]) for k in sorted(summary.first, key=_class_order)]
             if len(self.classes) < 2:
                 raise DataError(f"Target column {self.name!r} has a single class ({self.classes!r}) in the "
                                 "training data; classification needs at least two.")
         else:
-            y = to_numbers(values, self.name, strict=True)
-            self.mean = float(y.mean())
-            std = float(y.std(ddof=0))
-            self.std = std if std > 1e-12 else 1.0
+            self.mean = summary.mean
+            self.std = summary.std if summary.std > 1e-12 else 1.0
 
     def transform(self, values: pd.Series) -> np.ndarray:
         if not self.is_classification:

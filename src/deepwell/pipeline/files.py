@@ -5,7 +5,6 @@ machine's memory, only checked now and decoded batch by batch while training. Un
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,6 +14,7 @@ from deepwell.config import Config
 from deepwell.errors import DataError, warn
 from deepwell.features.files import FileFeature
 from deepwell.features.pipeline import FEATURE_TYPES, make_feature
+from deepwell.runtime import available_memory
 
 
 class SkippedFile(NamedTuple):
@@ -38,7 +38,7 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
             continue
         feature.resolve(frame[name], base_dir)
         if feature.options.in_memory is None:
-            fits = feature.bytes_per_row() * len(frame) <= MEMORY_SHARE * _physical_memory()
+            fits = feature.bytes_per_row() * len(frame) <= MEMORY_SHARE * available_memory()
             keep = {"always": True, "never": False}.get(config.files_in_memory, fits)
             feature.options = feature.options.model_copy(update={"in_memory": keep})
             if not keep and config.files_in_memory == "auto":
@@ -63,9 +63,5 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
 
 
 MEMORY_SHARE = 0.25
-
-
-def _physical_memory() -> int:
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 

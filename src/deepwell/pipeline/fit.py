@@ -25,9 +25,11 @@ from deepwell.model import Model
 from deepwell.models.network import EnsembleNetwork, TabularNetwork
 from deepwell.pipeline.presets import member_configs
 from deepwell.pipeline.race import resolve_periodic_scale
+from deepwell.pipeline.streaming import Stream, StreamedTensors, stream_tensors
 from deepwell.runs.layout import RunFolder
 from deepwell.runtime import use_threads
 from deepwell.training.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar, StopAfter
+from deepwell.training.chunks import ChunkData
 from deepwell.training.state import FitResult, StopReason
 from deepwell.training.trainer import MetricFn, TensorData, Trainer, validation_loss
 
@@ -46,6 +48,13 @@ class Fitted:
     validation: TensorData
     members: list[FitResult] = field(default_factory=list)  # an ensemble's members, in training order
     unmitigated: TabularNetwork | None = None  # --mitigate reductions: the network trained without it
+    streamed: StreamedTensors | None = None  # a streamed table's every row on disk (`train`, `validation`:
+    # tensors of its samples); scoring reads it, `release` deletes it
+
+    def release(self) -> None:
+        """Delete what a streamed fit keeps on disk (scoring is done)."""
+        if self.streamed is not None:
+            self.streamed.release()
 
     def meta(self) -> dict[str, Any]:
         config = self.config
@@ -68,26 +77,30 @@ class Fitted:
         return float(metric_fn(self.preprocessor.target)(outputs, self.validation.target.numpy())[metric])
 
 
-def fit_preprocessor(config: Config, splits: Splits) -> Preprocessor:
-    return Preprocessor.fit(splits.train, config.columns, TargetEncoder(config.target, config.task))
+def fit_preprocessor(config: Config, splits: Splits, stream: Stream | None = None) -> Preprocessor:
+    """Fitted on the training split; a streamed table's features fit from its summaries where they can."""
+    return Preprocessor.fit(splits.train, config.columns, TargetEncoder(config.target, config.task),
+                            summaries=None if stream is None else stream.summaries)
 
 
 def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = None,
         callbacks: Sequence[Callback] = (), progress: bool = False, checkpoint: Path | None = None,
-        resume: bool = False) -> Fitted:
+        resume: bool = False, stream: Stream | None = None) -> Fitted:
     """Train a network — or each member of an ensemble, one after another — on `splits.train`, early-stopped on
     `splits.validation`.
 
     `callbacks` run after early stopping and before the progress bar and the checkpoint (saved every
     `training.checkpoint_every` epochs to `checkpoint`, one file per member, which `resume` continues from).
     Ctrl-C during a member keeps the members trained so far (the interrupted one at its best epoch).
+    A streamed table (`stream`, whose samples `splits` holds) is transformed into chunks on disk and the
+    networks train on every row (pipeline/streaming.py); quick decisions (the race) use the samples.
     """
     use_threads(config.training.threads)
     _seed(config.training.seed)
-    preprocessor = preprocessor or fit_preprocessor(config, splits)
+    preprocessor = preprocessor or fit_preprocessor(config, splits, stream)
     target = preprocessor.target
     train = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train),
-                       _weights(splits.train, config))
+                       row_weights(splits.train, config))
     validation = TensorData(preprocessor.transform(splits.validation),
                             preprocessor.transform_target(splits.validation))
     outputs = 1 if config.task.is_regression else len(target.classes)
@@ -100,29 +113,38 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     config = resolve_periodic_scale(config, len(validation.target), bool(preprocessor.numeric_names()), train_for)
     if config.fairness.mitigate == "reductions":
         return _fit_reductions(config, preprocessor, splits, train, validation, callbacks, progress)
+    streamed = None if stream is None else stream_tensors(stream, config, preprocessor)
     members = member_configs(config)
     networks, results = [], []
-    for index, member in enumerate(members):
-        path = None if checkpoint is None else RunFolder.member_checkpoint(checkpoint, index)
-        _seed(member.training.seed)
-        network, result, device = _fit_one(member, preprocessor, train, validation, outputs, callbacks,
-                                           progress, path, resume)
-        networks.append(network)
-        results.append(result)
-        if result.stop_reason == StopReason.INTERRUPTED:
-            break
+    try:
+        for index, member in enumerate(members):
+            path = None if checkpoint is None else RunFolder.member_checkpoint(checkpoint, index)
+            _seed(member.training.seed)
+            network, result, device = _fit_one(member, preprocessor, streamed.train if streamed else train,
+                                               streamed.validation if streamed else validation, outputs,
+                                               callbacks, progress, path, resume)
+            networks.append(network)
+            results.append(result)
+            if result.stop_reason == StopReason.INTERRUPTED:
+                break
+    except BaseException:
+        if streamed is not None:
+            streamed.release()
+        raise
     y_train = train.target.numpy()
     baseline = fit_baseline(config.task, target.unscale(y_train) if config.task.is_regression else y_train, outputs)
     if len(members) == 1:
-        return Fitted(config, preprocessor, networks[0], results[0], baseline, device, train, validation)
+        return Fitted(config, preprocessor, networks[0], results[0], baseline, device, train, validation,
+                      streamed=streamed)
     config = config.model_copy(deep=True)
     config.model.ensemble_size = len(networks)
     ensemble = EnsembleNetwork(networks, config.model).to(device).eval()
     return Fitted(config, preprocessor, ensemble, ensemble_result(results), baseline, device, train, validation,
-                  members=results)
+                  members=results, streamed=streamed)
 
 
-def _fit_one(config: Config, preprocessor: Preprocessor, train: TensorData, validation: TensorData, outputs: int,
+def _fit_one(config: Config, preprocessor: Preprocessor, train: TensorData | ChunkData,
+             validation: TensorData | ChunkData, outputs: int,
              callbacks: Sequence[Callback], progress: bool, checkpoint: Path | None,
              resume: bool) -> tuple[TabularNetwork, FitResult, str]:
     network = TabularNetwork(preprocessor.encoder_specs(), config.model, outputs)
@@ -132,7 +154,7 @@ def _fit_one(config: Config, preprocessor: Preprocessor, train: TensorData, vali
     if checkpoint is not None:
         chain.append(Checkpoint(checkpoint, config.training.checkpoint_every))
     trainer = Trainer(network, config.task, config.training, metric_fn(preprocessor.target),
-                      class_weights=class_weights(config, train.target.numpy(), outputs), callbacks=chain)
+                      class_weights=class_weights(config, targets_of(train), outputs), callbacks=chain)
     result = trainer.fit(train, validation, resume_from=checkpoint if resume else None)
     return network.eval(), result, str(trainer.device)
 
@@ -204,7 +226,11 @@ def ensemble_result(results: list[FitResult]) -> FitResult:
                      seconds=sum(r.seconds for r in results))
 
 
-def _weights(rows: pd.DataFrame, config: Config) -> torch.Tensor | None:
+def targets_of(data: TensorData | ChunkData) -> np.ndarray:
+    return data.targets().numpy() if isinstance(data, ChunkData) else data.target.numpy()
+
+
+def row_weights(rows: pd.DataFrame, config: Config) -> torch.Tensor | None:
     """The weight column's weights, times the fairness reweighing's (None when there are neither)."""
     weights = None if config.weight_column is None else pd.to_numeric(rows[config.weight_column]).to_numpy(float)
     if config.fairness.mitigate == "reweigh":

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from deepwell.config import PRESETS, AudioOptions, ColumnConfig, Config, ImageOptions, Preset
+from deepwell.config import PRESETS, AudioOptions, ColumnConfig, Config, ImageOptions, Preset, TextOptions
 from deepwell.data.folders import SPLIT as FOLDER_SPLIT
 from deepwell.data.folders import TARGET as FOLDER_TARGET
 from deepwell.data.folders import folder_table
@@ -24,6 +24,9 @@ from deepwell.features.number import to_numbers
 from deepwell.pipeline.files import SkippedFile, load_files
 from deepwell.pipeline.presets import resolve_sizes, resolve_text_encoders
 from deepwell.task import Task
+
+if TYPE_CHECKING:
+    from deepwell.pipeline.streaming import Stream
 
 MONITORS = {"classification": {"loss", "accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc"},
             "regression": {"loss", "rmse", "mae", "r2"}}
@@ -40,11 +43,20 @@ class Prepared:
     frame: pd.DataFrame  # labelled rows, files decoded (the data profile reads it)
     identity: DataIdentity
     skipped: list[SkippedFile] = field(default_factory=list)
+    stream: Stream | None = None  # a streamed table (data.streaming): `splits` and `frame` are its samples
+
+    def split_sizes(self) -> dict[str, int]:
+        """Rows per split (of the whole table when streamed)."""
+        return dict(self.stream.sizes) if self.stream is not None else self.splits.sizes()
 
 
 def prepare(data: TableLike, target: str | None = None, config: ConfigLike = None, *, epochs: int | None = None,
             seed: int | None = None, preset: Preset | None = None) -> Prepared:
-    """Read `data` (table file, class folders or DataFrame), resolve the config, decode files, split."""
+    """Read `data` (table file, class folders or DataFrame), resolve the config, decode files, split. A table
+    too large for memory (data.streaming) is streamed instead: pipeline/streaming.py."""
+    streamed = _streamed_config(data, target, config)
+    if streamed is not None:
+        return _prepare_stream(data, target, streamed, epochs, seed, preset)
     frame, source, target, config = read_data(data, target, config)
     resolved = resolve(frame, source, target, config, epochs, seed, preset)
     identity = DataIdentity.of(data, frame)
@@ -57,17 +69,68 @@ def prepare(data: TableLike, target: str | None = None, config: ConfigLike = Non
 
 def prepare_again(data: TableLike, config: Config, recorded: DataIdentity | None, run: str) -> Prepared:
     """The same preparation as run `run`'s first one, from its saved (resolved) config; refuses changed data."""
+    if config.data.streaming == "always" and isinstance(data, (str, Path)):
+        identity = DataIdentity.of(data, pd.DataFrame())
+        _same_data(identity, recorded, str(data), run)
+        return _stream_prepared(data, config, str(data), identity)
     frame, source, _, _ = read_data(data, config.target, config)
     identity = DataIdentity.of(data, frame)
-    if recorded is not None and identity.digest != recorded.digest:
-        what = source if isinstance(data, (str, Path)) else "The DataFrame"
-        raise DataError(f"{what} changed since run {run} started; resuming on different data would not "
-                        "reproduce the run. Start a new run instead.")
+    _same_data(identity, recorded, source if isinstance(data, (str, Path)) else "The DataFrame", run)
     if config.model.ensemble_size == "auto":  # a run saved before ensembles existed trained one network
         config.model.ensemble_size = 1
     frame = labelled_rows(frame, config, source)
     frame, skipped = load_files(frame, config, base_dir_of(data), source)
     return Prepared(config, split(frame, config, source), run_source(data, source), frame, identity, skipped)
+
+
+def _same_data(identity: DataIdentity, recorded: DataIdentity | None, what: str, run: str) -> None:
+    if recorded is not None and identity.digest != recorded.digest:
+        raise DataError(f"{what} changed since run {run} started; resuming on different data would not "
+                        "reproduce the run. Start a new run instead.")
+
+
+def _streamed_config(data: TableLike, target: str | None, config: ConfigLike) -> Config | None:
+    """The loaded config when `data` is a table file or folder that is to be streamed, else None."""
+    from deepwell.pipeline.streaming import wants_streaming
+
+    if isinstance(data, (str, Path)) and Path(data).is_dir() and not _table_folder(data):
+        return None  # class folders
+    if not isinstance(data, (str, Path)):
+        if config is not None:
+            wants_streaming(data, load_config(config, target))  # refuses streaming: always for a DataFrame
+        return None
+    loaded = load_config(config, target)
+    return loaded if wants_streaming(data, loaded) else None
+
+
+def _table_folder(path: str | Path) -> bool:
+    from deepwell.data.stream import TableStream
+
+    return TableStream.is_table_folder(path)
+
+
+def _prepare_stream(data: str | Path, target: str | None, config: Config, epochs: int | None, seed: int | None,
+                    preset: Preset | None) -> Prepared:
+    """Column types and the task from the table's first rows, then the first streaming pass."""
+    from deepwell.data.stream import TableStream
+    from deepwell.pipeline.streaming import HEAD_ROWS
+
+    source = str(data)
+    head = TableStream.open(data, config.data.batch_rows).head(HEAD_ROWS)
+    resolved = resolve(head, source, target, config, epochs, seed, preset, streaming=True)
+    resolved.data.streaming = "always"  # resolved: a resumed run streams too
+    return _stream_prepared(data, resolved, source, DataIdentity.of(data, head))
+
+
+def _stream_prepared(data: str | Path, config: Config, source: str, identity: DataIdentity) -> Prepared:
+    from deepwell.data.stream import TableStream
+    from deepwell.pipeline.streaming import check_streamable, first_pass
+
+    check_streamable(config, source)
+    stream, samples = first_pass(TableStream.open(data, config.data.batch_rows), config, source)
+    resolve_sizes(config, stream.sizes["train"])
+    frame = pd.concat([samples.train, samples.validation, samples.test], ignore_index=True)
+    return Prepared(config, samples, source, frame, identity, stream=stream)
 
 
 def run_source(data: TableLike, source: str) -> str:
@@ -173,8 +236,10 @@ def _check_labels(frame: pd.DataFrame, config: Config, source: str) -> None:
 
 
 def resolve(frame: pd.DataFrame, source: str, target: str | None, config: Any, epochs: int | None,
-            seed: int | None, preset: Preset | None = None) -> Config:
-    """The configuration with overrides applied and every `auto` resolved from the data."""
+            seed: int | None, preset: Preset | None = None, streaming: bool = False) -> Config:
+    """The configuration with overrides applied and every `auto` resolved from the data. A streamed table
+    (`streaming`) gets no automatic sentence encoder: a frozen MiniLM over millions of texts takes hours on a
+    CPU (one given explicitly is kept)."""
     resolved = load_config(config, target)
     if preset is not None:
         if preset not in PRESETS:
@@ -184,7 +249,14 @@ def resolve(frame: pd.DataFrame, source: str, target: str | None, config: Any, e
         resolved.training.epochs = epochs
     if seed is not None:
         resolved.training.seed = seed
-    resolved = resolve_text_encoders(resolve_config(frame, resolved, source))
+    resolved = resolve_config(frame, resolved, source)
+    if streaming:
+        for column in resolved.columns.values():
+            if column.type == "text":
+                column.text = column.text or TextOptions()
+                if column.text.sentence_encoder == "auto":
+                    column.text.sentence_encoder = "none"
+    resolved = resolve_text_encoders(resolved)
     _check_monitor(resolved)
     return resolved
 
@@ -204,7 +276,12 @@ def describe(data: TableLike, target: str | None = None) -> pd.DataFrame:
 
 # --- rows -----------------------------------------------------------------------------------------
 def read_data(data: TableLike, target: str | None, config: Any) -> tuple[pd.DataFrame, str, str | None, Any]:
-    """A folder of class folders is read as a table of paths with `label` (and `split`) columns."""
+    """A folder of class folders is read as a table of paths with `label` (and `split`) columns; a folder of
+    table files (a Parquet dataset) as one table."""
+    if isinstance(data, (str, Path)) and Path(data).is_dir() and _table_folder(data):
+        from deepwell.data.stream import TableStream
+
+        return TableStream.open(data).read(), str(data), target, config
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         frame, _ = folder_table(data)
         if config is None:  # class folders are categories, even when named 0, 1, 2 …

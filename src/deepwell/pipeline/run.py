@@ -75,7 +75,9 @@ def _open(prepared: Prepared, output: str | Path, name: str | None,
     run = RunFolder.create(output, name, prepared.source)
     write_text(run.config, config.to_yaml())
     run.write_info(status=RunStatus.RUNNING.value, deepwell_version=__version__, data=identity.to_dict(),
-                   split=prepared.splits.sizes(), skipped_files=len(prepared.skipped))
+                   split=prepared.split_sizes(), skipped_files=len(prepared.skipped),
+                   **({"streamed": {"sample_rows": config.data.sample_rows,
+                                    "unlabelled_rows": prepared.stream.unlabelled}} if prepared.stream else {}))
     write_json(run.profile, run_profile(prepared.frame, config, prepared.splits))
     if prepared.skipped:
         pd.DataFrame(prepared.skipped).to_csv(run.skipped_files, index=False)
@@ -109,8 +111,11 @@ def _execute(run: RunFolder, prepared: Prepared, tracker: MlflowTracker, *, quie
     try:
         fitted = fit(prepared.config, prepared.splits, preprocessor=_preprocessor(run, prepared, resume),
                      callbacks=[TrackEpochs(tracker), *callbacks], progress=not quiet, checkpoint=run.checkpoint,
-                     resume=resume)
-        scored = score(fitted, prepared.splits)
+                     resume=resume, stream=prepared.stream)
+        try:
+            scored = score(fitted, prepared.splits)
+        finally:
+            fitted.release()
     except BaseException as exc:
         run.write_info(status=RunStatus.FAILED.value, error=f"{type(exc).__name__}: {exc}")
         tracker.fail(f"{type(exc).__name__}: {exc}")
@@ -123,7 +128,7 @@ def _preprocessor(run: RunFolder, prepared: Prepared, resume: bool) -> Preproces
     state (some fits, such as a learned tokenizer, may differ slightly when repeated)."""
     if resume and run.preprocessor.is_file():
         return Preprocessor.from_state(json.loads(run.preprocessor.read_text(encoding="utf-8")))
-    preprocessor = fit_preprocessor(prepared.config, prepared.splits)
+    preprocessor = fit_preprocessor(prepared.config, prepared.splits, prepared.stream)
     write_text(run.preprocessor, preprocessor.to_json())
     return preprocessor
 

@@ -16,6 +16,8 @@ from deepwell.evaluation.results import RunMetrics, SplitScores, TrainingFacts
 from deepwell.evaluation.scoring import split_scores
 from deepwell.inference.network import network_outputs
 from deepwell.pipeline.fit import Fitted, metric_fn
+from deepwell.training.chunks import ChunkData
+from deepwell.training.trainer import TensorData, all_outputs
 
 TRAIN_SAMPLE = 10_000  # training rows re-scored in eval mode for the fit diagnosis
 
@@ -28,7 +30,8 @@ class Scored:
 
 
 def score(fitted: Fitted, splits: Splits) -> Scored:
-    """Every split scored with the final (best-epoch) weights in eval mode."""
+    """Every split scored with the final (best-epoch) weights in eval mode. A streamed fit's validation and test
+    scores cover every row (its chunks); `test_outputs` are those of the test sample in `splits`."""
     config, train, result = fitted.config, fitted.train, fitted.result
     sample = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:TRAIN_SAMPLE].sort().values
     train_inputs = {k: v[sample] for k, v in train.inputs.items()}
@@ -36,16 +39,20 @@ def score(fitted: Fitted, splits: Splits) -> Scored:
                           stop_reason=result.stop_reason, seconds=round(result.seconds, 3),
                           parameters=fitted.network.parameter_count(), batch_size=int(config.training.batch_size),
                           device=fitted.device, members=[_member_facts(r) for r in fitted.members])
+    streamed = fitted.streamed
     metrics = RunMetrics(task=config.task, target=config.target,
                          train=_scores(fitted, train_inputs, train.target[sample].numpy()),
-                         validation=_scores(fitted, fitted.validation.inputs, fitted.validation.target.numpy()),
-                         training=facts, split=splits.sizes(), reference=_reference(fitted))
+                         validation=_all_scores(fitted, streamed.validation if streamed else fitted.validation),
+                         training=facts, split=streamed.sizes if streamed else splits.sizes(),
+                         reference=_reference(fitted))
     test_outputs = None
+    preprocessor = fitted.preprocessor
     if len(splits.test):
-        preprocessor = fitted.preprocessor
         test_outputs = _outputs(fitted, preprocessor.transform(splits.test))
         metrics.test = split_scores(preprocessor.target, fitted.baseline, test_outputs,
                                     preprocessor.transform_target(splits.test).numpy())
+    if streamed is not None and len(streamed.test):
+        metrics.test = _all_scores(fitted, streamed.test)
     diagnosis = diagnose(fitted.result.history_frame(), metrics, config.model_dump(mode="json"))
     return Scored(metrics, diagnosis, test_outputs)
 
@@ -57,6 +64,11 @@ def _member_facts(result) -> dict:
 
 def _outputs(fitted: Fitted, inputs: dict[str, torch.Tensor]) -> np.ndarray:
     return network_outputs(fitted.network, inputs, fitted.config.task, torch.device(fitted.device))
+
+
+def _all_scores(fitted: Fitted, data: TensorData | ChunkData) -> SplitScores:
+    outputs, target = all_outputs(fitted.network, data, fitted.config.task, torch.device(fitted.device))
+    return split_scores(fitted.preprocessor.target, fitted.baseline, outputs, target.numpy())
 
 
 def _scores(fitted: Fitted, inputs: dict[str, torch.Tensor], encoded: np.ndarray) -> SplitScores:

@@ -27,6 +27,7 @@ from deepwell.runtime import available_cpus, interrupt_handled, interrupt_pendin
 from deepwell.task import Task
 from deepwell.training.callbacks.base import Callback
 from deepwell.training.checkpoint import load_checkpoint
+from deepwell.training.chunks import ChunkData
 from deepwell.training.schedule import learning_rate_at
 from deepwell.training.state import EpochResult, FitResult, StopReason
 
@@ -48,6 +49,14 @@ class TensorData:
                           None if self.weight is None else self.weight.to(device))
 
 
+def all_outputs(network: nn.Module, data: TensorData | ChunkData, task: Task,
+                device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
+    """Every row's outputs (eval mode) and its encoded target (on the CPU)."""
+    if isinstance(data, ChunkData):
+        return data.outputs(network, task)
+    return network_outputs(network, data.inputs, task, device), data.target.cpu()
+
+
 def validation_loss(outputs: np.ndarray, target: torch.Tensor, task: Task) -> float:
     """Mean squared error of standardised values, or the unweighted log loss of probabilities (comparable across
     runs whatever the class weights): what early stopping monitors as `loss`."""
@@ -61,6 +70,22 @@ def auto_batch_size(rows: int) -> int:
     """About 100 steps per epoch on mid-sized tables, between 32 and 1024 rows per batch."""
     size = 2 ** int(np.round(np.log2(max(rows, 1) / 100)))
     return int(min(1024, max(32, size)))
+
+
+TrainBatch = tuple[dict[str, Any], torch.Tensor, torch.Tensor | None]
+"""(inputs, target, row weights or None) of one training step."""
+
+
+def epoch_batches(data: TensorData | ChunkData, seed: int, batch_size: int, steps: int,
+                  device: torch.device) -> Iterator[TrainBatch]:
+    """One epoch's batches, in an order seeded by `seed`: a random permutation of in-memory rows, or chunks
+    read from disk in a seeded order and shuffled within a window (training/chunks.py)."""
+    if isinstance(data, ChunkData):
+        yield from data.epoch_batches(seed, batch_size)
+        return
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(device)
+    for index, inputs, target in batches(data, order, batch_size, steps):
+        yield inputs, target, None if data.weight is None else data.weight[index]
 
 
 def batches(data: TensorData, order: torch.Tensor, batch_size: int, steps: int
@@ -312,13 +337,13 @@ class Trainer:
         total_steps = steps_per_epoch * config.epochs
         seed = config.seed * 100_003 + epoch
         torch.manual_seed(seed)  # dropout and any other randomness in this epoch
-        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(self.device)
         self.network.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
-        for step, (index, batch, target) in enumerate(batches(data, order, self.batch_size, steps_per_epoch)):
-            if len(index) < 2 and seen:  # a single-row remainder would break batch normalisation
+        for step, (batch, target, weight) in enumerate(epoch_batches(data, seed, self.batch_size, steps_per_epoch,
+                                                                      self.device)):
+            if len(target) < 2 and seen:  # a single-row remainder would break batch normalisation
                 continue
             lr = learning_rate_at(epoch * steps_per_epoch + step, total_steps, config.learning_rate,
                                   config.schedule, config.warmup_fraction)
@@ -326,7 +351,7 @@ class Trainer:
                 group["lr"] = lr * group["lr_scale"]
             with self._autocast():
                 output = self.network(batch)
-                loss = self._loss(output, target, None if data.weight is None else data.weight[index])
+                loss = self._loss(output, target, weight)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -339,10 +364,10 @@ class Trainer:
                 self.average.update()
             if interrupt_pending():  # a Ctrl-C swallowed elsewhere (e.g. during a garbage collection)
                 raise KeyboardInterrupt
-            loss_sum += loss.detach() * len(index)
+            loss_sum += loss.detach() * len(target)
             if not self.task.is_regression:
                 correct += (output.detach().argmax(dim=1) == target).sum()
-            seen += len(index)
+            seen += len(target)
             self._call("on_train_batch_end", step)
         return EpochResult(epoch=epoch + 1, lr=lr, train_loss=float(loss_sum) / seen, validation={},
                            train_accuracy=None if self.task.is_regression else float(correct) / seen)
@@ -357,9 +382,8 @@ class Trainer:
         norm = weight if classes is None else weight * classes[target]
         return (rows * weight).sum() / norm.sum().clamp_min(1e-12)
 
-    def _validate(self, data: TensorData) -> dict[str, float]:
-        outputs = network_outputs(self.network, data.inputs, self.task, self.device)
-        target = data.target.cpu()
+    def _validate(self, data: TensorData | ChunkData) -> dict[str, float]:
+        outputs, target = all_outputs(self.network, data, self.task, self.device)
         loss = validation_loss(outputs, target, self.task)
         metrics = self.metric_fn(outputs, target.numpy())
         return {"loss": loss, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
