@@ -152,10 +152,7 @@ class Text(Column):
 
     def transform(self, table: Table, errors: dict[int, str]) -> np.ndarray:
         texts = ["" if is_missing(v) else str(v) for v in table.columns[self.name]]
-        self.tokenizer.enable_truncation(self.max_tokens)
-        self.tokenizer.enable_padding(length=self.max_tokens, pad_id=0, pad_token="[PAD]")
-        tokens = np.array([e.ids for e in self.tokenizer.encode_batch(texts)], dtype=np.int64)
-        tokens = tokens.reshape(len(texts), self.max_tokens)
+        tokens = token_ids(self.tokenizer, texts, self.max_tokens)
         vocabulary = self.tokenizer.get_vocab_size()
         columns = [tokens]
         for n in range(2, self.ngrams + 1 if len(self.ngram_keys) else 2):
@@ -194,6 +191,29 @@ def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
             if offset == 0:  # a word shorter than n counts once
                 break
     return grams
+
+
+ENCODE_SLICE = 4096  # texts encoded at once: a tokenizers Encoding of 64 tokens holds ~7 KB besides its ids
+
+
+def token_ids(tokenizer, texts: list[str], width: int) -> np.ndarray:
+    """[texts, width] int64 token ids, truncated to `width` and 0-padded here rather than by the tokenizer:
+    encoded a slice at a time without padding (100,000 texts padded to 64 held 700 MB of Encoding objects, and
+    turning 64 ids per text into Python lists cost more than the encoding itself)."""
+    from itertools import chain
+
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(width)
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    out = np.zeros((len(texts), width), dtype=np.int64)
+    for start in range(0, len(texts), ENCODE_SLICE):
+        rows = [e.ids for e in encode(texts[start:start + ENCODE_SLICE])]
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+        row = np.repeat(np.arange(len(rows)), lengths)
+        column = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        out[start + row, column] = flat
+    return out
 
 
 def ngram_keys(tokens: np.ndarray, n: int, vocabulary: int) -> np.ndarray:

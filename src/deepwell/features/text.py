@@ -15,6 +15,7 @@ import pandas as pd
 
 from deepwell.config import TextOptions
 from deepwell.edge.columns import ngram_keys as _keys  # one int64 per token n-gram, shared with the edge runtime
+from deepwell.edge.columns import token_ids as _token_ids  # padded ids, encoded a slice at a time (shared too)
 from deepwell.features.base import Feature
 
 PAD, UNKNOWN = "[PAD]", "[UNK]"  # ids 0 and 1
@@ -139,10 +140,8 @@ class TextFeature(Feature):
         return n + sum(max(0, n - k + 1) for k in range(2, self.text.ngrams + 1)) if len(self.ngram_keys) else n
 
     def _token_ids(self, values: pd.Series) -> np.ndarray:
-        self.tokenizer.enable_truncation(self.options.max_tokens)
-        self.tokenizer.enable_padding(length=self.options.max_tokens, pad_id=0, pad_token=PAD)
         texts = values.astype("string").fillna("").tolist()
-        return np.array([encoding.ids for encoding in self.tokenizer.encode_batch(texts)], dtype=np.int64)
+        return _token_ids(self.tokenizer, texts, self.options.max_tokens)
 
     def encoder_spec(self) -> dict[str, Any]:
         dim = self.options.embedding_dim or 128

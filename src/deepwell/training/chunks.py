@@ -59,7 +59,11 @@ def read_chunk(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch
 
     tensors = load_file(str(path))
     target, weight = tensors.pop(TARGET), tensors.pop(WEIGHT, None)
-    return {k: v.long() if v.dtype == torch.int32 else v for k, v in tensors.items()}, target, weight
+    return tensors, target, weight  # ids stay int32 in memory; a batch is widened when it is taken
+
+
+def _widened(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.long() if tensor.dtype == torch.int32 else tensor
 
 
 class ChunkData:
@@ -102,8 +106,7 @@ class ChunkData:
         return _concat([read_chunk(self.store.files[i]) for i in chunks])
 
     def _batch(self, inputs, target, weight, index: torch.Tensor):
-        move = self.device.type != "cpu"
-        batch = {k: v[index].to(self.device) if move else v[index] for k, v in inputs.items()}
+        batch = {k: _widened(v[index]).to(self.device) for k, v in inputs.items()}
         return batch, target[index].to(self.device), None if weight is None else weight[index].to(self.device)
 
     def targets(self) -> torch.Tensor:
@@ -123,7 +126,7 @@ class ChunkData:
         outs, targets = [], []
         for path in self.store.files:
             inputs, target, _ = read_chunk(path)
-            outs.append(network_outputs(network, inputs, task, self.device))
+            outs.append(network_outputs(network, {k: _widened(v) for k, v in inputs.items()}, task, self.device))
             targets.append(target)
         if not outs:
             return np.zeros((0,)), torch.zeros(0)
