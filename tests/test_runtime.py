@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
 from deepwell import runtime
@@ -54,3 +55,14 @@ def test_passive_waiting_keeps_a_users_choice(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY")
     runtime.prefer_passive_waiting()
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_memory_limit_from_the_environment_caps_what_deepwell_plans_for(monkeypatch):
+    from deepwell.runtime import available_memory
+
+    machine = available_memory()
+    monkeypatch.setenv("DEEPWELL_MEMORY_LIMIT", "300M")
+    assert available_memory() == min(machine, 300 * 2**20)
+    monkeypatch.setenv("DEEPWELL_MEMORY_LIMIT", "lots")
+    with pytest.warns(Warning, match="DEEPWELL_MEMORY_LIMIT='LOTS' is not a number"):
+        assert available_memory() == machine

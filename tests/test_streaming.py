@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,3 +134,68 @@ def test_a_table_folder_reads_into_memory_when_streaming_is_never(parquet_folder
     prepared = prepare(folder, "label", {"data": {"streaming": "never"}})
     assert prepared.stream is None and sum(prepared.splits.sizes().values()) == 6000
     assert Config(target="y").data.streaming == "auto"
+
+
+MEMORY_PROBE = """
+import json, sys
+from pathlib import Path
+
+import deepwell as dw
+
+
+def status(key):
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(key + ":"))
+    return int(line.split()[1]) * 1024
+
+
+out = {}
+for name, folder, streaming in (arg.split("=") for arg in sys.argv[1:]):
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from the current RSS
+    before = status("VmRSS")
+    model = dw.train(folder, "y", config={"data": {"streaming": streaming, "batch_rows": 5000, "sample_rows": 2000},
+                                          "explain": {"enabled": False}},
+                     output=Path(folder).parent / "runs", quiet=True, track=False, epochs=1)
+    info = json.loads((model.run_dir / "run.json").read_text())
+    out[name] = {"growth": status("VmHWM") - before, "streamed": "streamed" in info,
+                 "accuracy": model.metrics.test.model["accuracy"]}
+print(json.dumps(out))
+"""
+
+
+def numbers_table(folder, rows: int) -> None:
+    folder.mkdir(parents=True)
+    for part, start in enumerate(range(0, rows, 100_000)):
+        n = min(100_000, rows - start)
+        rng = np.random.default_rng(part)
+        x = rng.normal(size=(n, 6))
+        frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(6)])
+        frame["c"] = np.char.add("c", rng.integers(0, 30, n).astype(str))
+        frame["y"] = np.where(x[:, 0] + np.sin(x[:, 1]) + (frame["c"] < "c2") > 0.3, "a", "b")
+        frame.to_parquet(folder / f"p{part:03d}.parquet", index=False)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's peak-RSS reset")
+def test_streamed_training_keeps_to_a_memory_budget_whatever_the_rows(tmp_path):
+    """`auto` streams a table four times larger than the memory budget, and the training process's memory
+    growth stays under that budget and nearly flat when the rows grow eightfold."""
+    import subprocess
+    import sys
+
+    for name, rows in (("small", 300_000), ("large", 2_400_000)):
+        numbers_table(tmp_path / name, rows)
+    estimate = TableStream.open(tmp_path / "large").memory_estimate()
+    budget = estimate // 4  # data.memory_share (0.25) of the memory deepwell is told it has
+    env = {**os.environ, "DEEPWELL_MEMORY_LIMIT": str(estimate), "DEEPWELL_PRESET": "fast", "DEEPWELL_TRACK": "0"}
+    args = [f"{name}={tmp_path / folder}={mode}" for name, folder, mode in (
+        ("warm", "small", "always"), ("small", "small", "always"), ("large", "large", "auto"))]
+    done = subprocess.run([sys.executable, "-c", MEMORY_PROBE, *args], env=env, capture_output=True, text=True,
+                          check=True, timeout=600)
+    runs = json.loads(done.stdout.strip().splitlines()[-1])  # "warm": the allocator's first growth, not counted
+    assert runs["large"]["streamed"]  # auto: the table exceeds the budget four times
+    large, small = runs["large"]["growth"], runs["small"]["growth"]
+    assert large < budget, (large, budget)
+    # nearly flat: what grows with the rows is the exact metrics' outputs and targets (validation and test scores,
+    # roc_auc needs every row's) and the training targets' class counts, under 32 bytes a row; the table itself
+    # in memory takes ~100 bytes a row as a DataFrame and again as tensors
+    assert (large - small) / (2_400_000 - 300_000) < 32, (small, large)
+    assert runs["large"]["accuracy"] > 0.9

@@ -56,8 +56,19 @@ def cgroup_quota() -> float | None:
 
 def available_memory() -> int:
     """Bytes of memory this process may use: the machine's, capped by a cgroup memory limit (v2 `memory.max`,
-    v1 `memory.limit_in_bytes`)."""
+    v1 `memory.limit_in_bytes`) and by $DEEPWELL_MEMORY_LIMIT (bytes, or with a K / M / G suffix: what deepwell
+    should plan for on a shared machine)."""
     physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    setting = os.environ.get("DEEPWELL_MEMORY_LIMIT", "").strip().upper()
+    if setting:
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(setting[-1], 1)
+        number = setting[:-1] if setting[-1] in "KMG" else setting
+        try:
+            physical = min(physical, int(float(number) * scale))
+        except ValueError:
+            from deepwell.errors import warn
+
+            warn(f"DEEPWELL_MEMORY_LIMIT={setting!r} is not a number of bytes (e.g. 8G); ignored.")
     for limit in (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
         try:
             value = limit.read_text().strip()

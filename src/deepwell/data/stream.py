@@ -114,7 +114,8 @@ class TableStream:
     def batches(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """The table's rows in order, `batch_rows` at most per frame."""
         dataset = self._typed()
-        scanner = dataset.scanner(columns=columns, batch_size=self.batch_rows, use_threads=True)
+        scanner = dataset.scanner(columns=columns, batch_size=self.batch_rows, use_threads=True,
+                                  batch_readahead=2, fragment_readahead=1)  # pyarrow's 16 and 4 hold ~100 MB
         try:
             for batch in scanner.to_batches():
                 if batch.num_rows:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from deepwell.config import Config
 from deepwell.data.split import Splits
@@ -181,25 +182,53 @@ def fit_stream_preprocessor(config: Config, stream: Stream, train_sample: pd.Dat
 
 
 def stream_tensors(stream: Stream, config: Config, preprocessor: Preprocessor) -> StreamedTensors:
-    """Pass 2: every row's network inputs, target and weight, written per split into chunk stores."""
-    from deepwell.pipeline.fit import row_weights
+    """Pass 2: every row's network inputs, target and weight, written per split into chunk stores. Batches are
+    transformed by DataLoader worker processes (batch i by worker i mod workers), written here in order."""
+    from deepwell.training.trainer import decoding_workers
 
     cache = config.data.cache_dir
     if cache is not None:
         Path(cache).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="deepwell-chunks-", dir=cache))
     stores = [ChunkStore(folder / name) for name in SPLIT_NAMES]
+    workers = min(decoding_workers(), 4)
+    loader = torch.utils.data.DataLoader(_Transformed(stream, config, preprocessor), batch_size=None,
+                                         num_workers=workers, prefetch_factor=2 if workers else None)
     try:
-        for frame in numbered(stream.table, streamed_columns(config)):
-            frame, _ = labelled(frame, config.target)
-            codes, _ = split_of(frame, config)
-            for code, store in enumerate(stores):
-                part = frame[codes == code]
-                if len(part):
-                    store.append(preprocessor.transform(part), preprocessor.transform_target(part),
-                                 row_weights(part, config))
+        for parts in loader:
+            if isinstance(parts, str):  # a worker's DataError, by its message
+                raise DataError(parts)
+            for store, part in zip(stores, parts, strict=True):
+                if part is not None:
+                    store.append(*part)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     data = [ChunkData(store) for store in stores]
     return StreamedTensors(*data, folder=folder, sizes=stream.sizes)
+
+
+class _Transformed(torch.utils.data.IterableDataset):
+    """The stream's batches, each as its three splits' (inputs, target, weight) or None: one DataLoader
+    worker's share of them."""
+
+    def __init__(self, stream: Stream, config: Config, preprocessor: Preprocessor) -> None:
+        self.stream, self.config, self.preprocessor = stream, config, preprocessor
+
+    def __iter__(self):
+        from deepwell.pipeline.fit import row_weights
+
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        config, preprocessor = self.config, self.preprocessor
+        try:
+            for index, frame in enumerate(numbered(self.stream.table, streamed_columns(config))):
+                if index % workers != worker:
+                    continue
+                frame, _ = labelled(frame, config.target)
+                codes, _ = split_of(frame, config)
+                parts = [frame[codes == code] for code in range(len(SPLIT_NAMES))]
+                yield [(preprocessor.transform(part), preprocessor.transform_target(part),
+                        row_weights(part, config)) if len(part) else None for part in parts]
+        except DataError as exc:  # crosses the process boundary as its message
+            yield str(exc)
