@@ -174,10 +174,14 @@ def hash_split(frame: pd.DataFrame, split: SplitConfig, seed: int) -> np.ndarray
     that need streaming, a class's share varies by well under a point)."""
     if split.column is not None:
         return split_codes(frame[split.column], split.column)
-    share = hash_unit(frame, seed)
+    return fraction_codes(hash_unit(frame, seed), split)
+
+
+def fraction_codes(unit: np.ndarray, split: SplitConfig) -> np.ndarray:
+    """Split codes of numbers in [0, 1) against the split fractions."""
     total = split.train + split.validation + split.test
     edges = np.array([split.train, split.train + split.validation]) / total
-    return np.searchsorted(edges, share, side="right").astype(np.int8)
+    return np.searchsorted(edges, unit, side="right").astype(np.int8)
 
 
 def hash_unit(frame: pd.DataFrame, seed: int) -> np.ndarray:

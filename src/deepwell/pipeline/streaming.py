@@ -29,7 +29,7 @@ import torch
 
 from deepwell.config import Config
 from deepwell.data.split import Splits
-from deepwell.data.stream import SPLIT_NAMES, TRAIN, TableStream, hash_split, hash_unit
+from deepwell.data.stream import SPLIT_NAMES, TRAIN, TableStream, fraction_codes, hash_split, hash_unit
 from deepwell.errors import ConfigError, DataError, warn
 from deepwell.features.pipeline import TARGET_KEY, Preprocessor, unfitted_features
 from deepwell.features.summaries import merge
@@ -155,14 +155,7 @@ def split_of(frame: pd.DataFrame, config: Config) -> tuple[np.ndarray, np.ndarra
     hashed = frame.drop(columns=[config.split.column]) if config.split.column else frame
     unit = hash_unit(hashed, config.training.seed)
     return hash_split(frame, config.split, config.training.seed) if config.split.column else \
-        _codes(unit, config), unit
-
-
-def _codes(unit: np.ndarray, config: Config) -> np.ndarray:
-    split = config.split
-    total = split.train + split.validation + split.test
-    return np.searchsorted(np.array([split.train, split.train + split.validation]) / total, unit,
-                           side="right").astype(np.int8)
+        fraction_codes(unit, config.split), unit
 
 
 def smallest(kept: tuple[pd.DataFrame, np.ndarray] | None, frame: pd.DataFrame, unit: np.ndarray,
@@ -174,11 +167,6 @@ def smallest(kept: tuple[pd.DataFrame, np.ndarray] | None, frame: pd.DataFrame, 
         index = np.sort(np.argpartition(unit, size)[:size])
         frame, unit = frame.iloc[index], unit[index]
     return frame, unit
-
-
-def fit_stream_preprocessor(config: Config, stream: Stream, train_sample: pd.DataFrame) -> Preprocessor:
-    return Preprocessor.fit(train_sample, config.columns, TargetEncoder(config.target, config.task),
-                            summaries=stream.summaries)
 
 
 def stream_tensors(stream: Stream, config: Config, preprocessor: Preprocessor) -> StreamedTensors:

@@ -75,10 +75,6 @@ class ChunkData:
     def __len__(self) -> int:
         return len(self.store)
 
-    @property
-    def weighted(self) -> bool:
-        return bool(self.store.files) and read_chunk(self.store.files[0])[2] is not None
-
     def to(self, device: torch.device) -> ChunkData:
         return ChunkData(self.store, self.window, device)
 
