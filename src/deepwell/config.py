@@ -243,6 +243,27 @@ class DataConfig(_Strict):
                                    "training (deleted after); None: the system's temporary folder")
 
 
+class ClusterConfig(_Strict):
+    """Where the networks train: in this process, or on a Ray cluster under distributed data parallel."""
+
+    backend: Literal["local", "ray"] = Field(
+        "local", description="local: this process; ray: Ray Train's workers, each with its shard of the training "
+        "rows (gloo on CPUs, NCCL on GPUs); the run folder and the model are those of a local run")
+    address: str | None = Field(
+        None, description="ray: the cluster to join (HOST:6379 from `ray start --head`, ray://HOST:10001, or auto); "
+        "None: $RAY_ADDRESS, else a one-machine cluster started for the run")
+    workers: int = Field(2, ge=1, description="ray: training processes")
+    cpus_per_worker: float = Field(1.0, gt=0, description="ray: CPUs each worker takes (and uses as threads)")
+    gpus_per_worker: float = Field(0.0, ge=0, description="ray: GPUs each worker takes; above 0, NCCL")
+    max_failures: int = Field(3, ge=0, description="ray: times the workers are restarted from the last "
+                              "checkpoint after one of them dies")
+    checkpoint_seconds: float = Field(20.0, ge=0, description="ray: a checkpoint is persisted after the first "
+                                      "epoch, the last, and then at most this often (0: every epoch)")
+    storage: str | None = Field(
+        None, description="ray: where checkpoints are persisted: a folder every node sees (or a URI such as "
+        "s3://bucket/path); None: the run folder's ray/ folder (one machine, or a run folder on a shared file system)")
+
+
 class ModelConfig(_Strict):
     """The network after the per-column encoders: an MLP trunk and a task head."""
 
@@ -344,6 +365,7 @@ class Config(_Strict):
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     def to_yaml(self) -> str:
         """The YAML a person edits: each column shows only the option blocks of its own type."""
@@ -451,7 +473,8 @@ def _section_at(loc: tuple) -> type[BaseModel] | None:
 
 
 SECTIONS.update({"the top level of the config": Config, "training:": TrainingConfig, "model:": ModelConfig,
-                 "split:": SplitConfig, "columns.<name>:": ColumnConfig, "columns.<name>.text:": TextOptions,
+                 "split:": SplitConfig, "cluster:": ClusterConfig, "data:": DataConfig,
+                 "columns.<name>:": ColumnConfig, "columns.<name>.text:": TextOptions,
                  "columns.<name>.image:": ImageOptions, "columns.<name>.audio:": AudioOptions})
 
 

@@ -45,6 +45,11 @@ class OutputFormat(str, Enum):
     JSON = "json"
 
 
+class Backend(str, Enum):  # config.ClusterConfig.backend, spelled for typer's choices
+    local = "local"
+    ray = "ray"
+
+
 class PresetName(str, Enum):  # config.Preset, spelled for typer's choices
     FAST = "fast"
     BALANCED = "balanced"
@@ -114,6 +119,13 @@ def train(
     exclude_sensitive: Annotated[bool, typer.Option(help="Keep the --sensitive columns out of the model's "
                                                          "inputs (still audited).")] = False,
     threads: Threads = None,
+    backend: Annotated[Backend | None, typer.Option(
+        help="local: this process; ray: Ray Train's workers under distributed data parallel (docs/ray.md).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="--backend ray: training processes (default 2).")] = None,
+    address: Annotated[str | None, typer.Option(help="--backend ray: the cluster (HOST:6379, ray://HOST:10001, "
+                                                     "auto); default $RAY_ADDRESS, else one started here.")] = None,
+    gpus_per_worker: Annotated[float | None, typer.Option(min=0, help="--backend ray: GPUs per worker (NCCL).")]
+    = None,
 ) -> None:
     """Train a network on DATA to predict --target; saves a run folder and prints the evaluation."""
     import deepwell
@@ -127,8 +139,9 @@ def train(
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
     if sensitive or mitigate or exclude_sensitive:
         config = _with_fairness(config, target, sensitive, mitigate, exclude_sensitive)
+    cluster = _cluster_options(backend, workers, address, gpus_per_worker)
     common = {"output": output, "epochs": epochs, "seed": seed, "preset": preset and preset.value, "quiet": quiet,
-              "track": track,
+              "track": track, **({"cluster": cluster} if cluster else {}),
               "tracking_uri": tracking_uri, "experiment": experiment, "register": register}
     if auto_capacity:
         if resume is not None:
@@ -167,6 +180,17 @@ def train(
         console.print(f"MLflow run {tracking['run_id']} at {tracking['uri']}{registered}")
     if info.stop_reason == "interrupted":
         raise typer.Exit(INTERRUPTED)  # the shell's convention for Ctrl-C, so scripts can tell
+
+
+def _cluster_options(backend: Backend | None, workers: int | None, address: str | None,
+                     gpus_per_worker: float | None) -> dict[str, object] | None:
+    """--backend and its options as `cluster` settings; None when none is given (the config's own apply)."""
+    given = {"backend": backend and backend.value, "workers": workers, "address": address,
+             "gpus_per_worker": gpus_per_worker}
+    given = {k: v for k, v in given.items() if v is not None}
+    if set(given) - {"backend"} and given.get("backend") != "ray":
+        raise typer.BadParameter("--workers, --address and --gpus-per-worker go with --backend ray")
+    return given or None
 
 
 def _column_list(text: str | None) -> list[str]:

@@ -97,6 +97,10 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     """
     use_threads(config.training.threads)
     _seed(config.training.seed)
+    if config.cluster.backend == "ray":
+        from deepwell.distributed.train import check_distributable
+
+        check_distributable(config, stream is not None)
     preprocessor = preprocessor or fit_preprocessor(config, splits, stream)
     target = preprocessor.target
     train = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train),
@@ -107,8 +111,8 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
 
     def train_for(candidate: Config, epochs: int) -> FitResult:  # a race's short training (pipeline/race.py)
         _seed(candidate.training.seed)
-        return _fit_one(candidate, preprocessor, train, validation, outputs, [StopAfter(epochs)],
-                        progress=False, checkpoint=None, resume=False)[1]
+        return _fit_local(candidate, preprocessor, train, validation, outputs, [StopAfter(epochs)],
+                          progress=False, checkpoint=None, resume=False)[1]
 
     config = resolve_periodic_scale(config, len(validation.target), bool(preprocessor.numeric_names()), train_for)
     if config.fairness.mitigate == "reductions":
@@ -147,6 +151,20 @@ def _fit_one(config: Config, preprocessor: Preprocessor, train: TensorData | Chu
              validation: TensorData | ChunkData, outputs: int,
              callbacks: Sequence[Callback], progress: bool, checkpoint: Path | None,
              resume: bool) -> tuple[TabularNetwork, FitResult, str]:
+    """One network: trained here, or by Ray Train's workers (`cluster.backend: ray`)."""
+    if config.cluster.backend != "ray":
+        return _fit_local(config, preprocessor, train, validation, outputs, callbacks, progress, checkpoint, resume)
+    from deepwell.distributed.train import fit_on_ray
+
+    chain = [*callbacks, *([ProgressBar(config.task.primary_metric)] if progress else [])]
+    return fit_on_ray(config, preprocessor, train, validation, outputs, chain,
+                      class_weights(config, targets_of(train), outputs), checkpoint, resume)
+
+
+def _fit_local(config: Config, preprocessor: Preprocessor, train: TensorData | ChunkData,
+               validation: TensorData | ChunkData, outputs: int,
+               callbacks: Sequence[Callback], progress: bool, checkpoint: Path | None,
+               resume: bool) -> tuple[TabularNetwork, FitResult, str]:
     network = TabularNetwork(preprocessor.encoder_specs(), config.model, outputs)
     chain: list[Callback] = [EarlyStopping(config.training.patience), *callbacks]
     if progress:
@@ -199,7 +217,7 @@ class _RowTrainer:
         config = self.config.model_copy(deep=True)
         config.training.epochs, config.training.patience = self.epochs, self.epochs
         config.training.class_weight = "none"  # the reduction's weights carry the costs
-        return _fit_one(config, self.preprocessor, data, check, 2, [], False, None, False)[0]
+        return _fit_local(config, self.preprocessor, data, check, 2, [], False, None, False)[0]
 
     def decide(self, network: torch.nn.Module, rows: np.ndarray) -> np.ndarray:
         from deepwell.inference.network import network_outputs

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from deepwell import __version__
-from deepwell.config import Config, Preset
+from deepwell.config import ClusterConfig, Config, Preset
 from deepwell.data.identity import DataIdentity
 from deepwell.data.io import TableLike
 from deepwell.data.profile import run_profile
@@ -34,7 +34,8 @@ def train(data: TableLike | None = None, target: str | None = None, *, config: C
           output: str | Path = "runs", name: str | None = None, epochs: int | None = None, seed: int | None = None,
           preset: Preset | None = None, quiet: bool = False, resume: str | Path | None = None,
           track: bool | None = None, tracking_uri: str | None = None, experiment: str | None = None,
-          register: str | None = None, callbacks: Sequence[Callback] = ()) -> Model:
+          register: str | None = None, cluster: ClusterConfig | dict[str, Any] | None = None,
+          callbacks: Sequence[Callback] = ()) -> Model:
     """Train a network on a table and save a run folder; returns the trained `Model`.
 
     `data` is a file path (CSV, TSV, Parquet, JSONL), a folder of class folders, or a DataFrame. `resume`
@@ -43,15 +44,20 @@ def train(data: TableLike | None = None, target: str | None = None, *, config: C
     ensemble of several averaged into one model where the data is small enough to afford it.
     The run is tracked in MLflow when it is installed (`tracking_uri`, else $MLFLOW_TRACKING_URI, else
     OUTPUT/mlflow.db; `track=False`, or DEEPWELL_TRACK=0 in the environment, to skip); `register` adds the model to
-    the registry under that name. `callbacks` (training.callbacks.Callback) see the training loop.
+    the registry under that name. `cluster` (a ClusterConfig or its fields, e.g. {"backend": "ray", "workers": 4})
+    trains on a Ray cluster instead of this process; a resumed run keeps its own unless `cluster` is given.
+    `callbacks` (training.callbacks.Callback) see the training loop.
     """
+    cluster = _cluster(cluster)
     tracking = TrackingOptions(enabled=track, uri=tracking_uri, experiment=experiment, register=register,
                                home=Path(output))
     if resume is not None:
-        return _resume(RunFolder.existing(resume), data, quiet, tracking, callbacks)
+        return _resume(RunFolder.existing(resume), data, quiet, tracking, callbacks, cluster)
     if data is None:
         raise DataError("No data given: pass a table file, a folder of class folders, or a DataFrame.")
     prepared = prepare(data, target, config, epochs=epochs, seed=seed, preset=preset)
+    if cluster is not None:
+        prepared.config.cluster = cluster
     run, tracker = _open(prepared, output, name, tracking)
     return _execute(run, prepared, tracker, quiet=quiet, resume=False, callbacks=callbacks)
 
@@ -90,8 +96,14 @@ def _open(prepared: Prepared, output: str | Path, name: str | None,
     return run, tracker
 
 
+def _cluster(cluster: ClusterConfig | dict[str, Any] | None) -> ClusterConfig | None:
+    if cluster is None or isinstance(cluster, ClusterConfig):
+        return cluster
+    return Config.validate_dict({"target": "-", "cluster": cluster}, source="cluster").cluster
+
+
 def _resume(run: RunFolder, data: TableLike | None, quiet: bool, tracking: TrackingOptions,
-            callbacks: Sequence[Callback]) -> Model:
+            callbacks: Sequence[Callback], cluster: ClusterConfig | None) -> Model:
     info = run.read_info()
     recorded = DataIdentity.from_dict(info.get("data") or {})
     if data is None:
@@ -99,6 +111,8 @@ def _resume(run: RunFolder, data: TableLike | None, quiet: bool, tracking: Track
             raise DataError(f"{run.path} was trained on a DataFrame; pass the same DataFrame to resume it.")
         data = recorded.path
     prepared = prepare_again(data, Config.from_yaml(run.config), recorded, str(run.path))
+    if cluster is not None:
+        prepared.config.cluster = cluster
     run.write_info(status=RunStatus.RUNNING.value, error=None)
     tracker = MlflowTracker(tracking)
     tracker.resume((info.get("tracking") or {}).get("run_id"))

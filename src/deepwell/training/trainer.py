@@ -201,12 +201,16 @@ class Trainer:
     """
 
     def __init__(self, network: nn.Module, task: Task, config: TrainingConfig, metric_fn: MetricFn,
-                 class_weights: torch.Tensor | None = None, callbacks: Sequence[Callback] = ()) -> None:
+                 class_weights: torch.Tensor | None = None, callbacks: Sequence[Callback] = (),
+                 parallel: Callable[[nn.Module], nn.Module] | None = None) -> None:
         self.network, self.task, self.config = network, Task(task), config
         self.metric_fn = metric_fn
         self.callbacks = list(callbacks)
         self.device = resolve_device(config.device)
         self.network.to(self.device)
+        # the module the training steps run through: the network, or a wrapper sharing its parameters
+        # (distributed data parallel on Ray workers, which averages gradients across processes)
+        self.stepped = parallel(network) if parallel is not None else network
         weights = class_weights.to(self.device) if class_weights is not None else None
         self.loss_fn = nn.MSELoss() if self.task.is_regression else nn.CrossEntropyLoss(weight=weights)
         self.row_loss_fn = nn.MSELoss(reduction="none") if self.task.is_regression else \
@@ -262,6 +266,15 @@ class Trainer:
         finally:
             self.result.seconds = time.perf_counter() - started
             self._call("on_fit_end", self.result)
+        if self.best_state is not None:
+            self.network.load_state_dict(self.best_state)
+        return self.result
+
+    def load(self, path: Path) -> FitResult:
+        """A fit made elsewhere (a Ray worker's last checkpoint): its result, the network at its best weights."""
+        load_checkpoint(Path(path), self)
+        if self._stop is not None:
+            self.result.stop_reason = self._stop
         if self.best_state is not None:
             self.network.load_state_dict(self.best_state)
         return self.result
@@ -337,7 +350,7 @@ class Trainer:
         total_steps = steps_per_epoch * config.epochs
         seed = config.seed * 100_003 + epoch
         torch.manual_seed(seed)  # dropout and any other randomness in this epoch
-        self.network.train()
+        self.stepped.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         seen = 0
@@ -350,7 +363,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             with self._autocast():
-                output = self.network(batch)
+                output = self.stepped(batch)
                 loss = self._loss(output, target, weight)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:

@@ -1,0 +1,94 @@
+"""Training on a Ray cluster: a real local cluster (a head and one more node, small CPU counts) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pandas as pd
+import psutil
+import pytest
+
+pytest.importorskip("ray.train")
+
+import deepwell as dw  # noqa: E402
+from deepwell.errors import ConfigError  # noqa: E402
+from deepwell.runs.layout import RunFolder  # noqa: E402
+from deepwell.training.callbacks import Callback  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node with one CPU and a worker node with two: two training workers land on different nodes."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    local = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    local.add_node(num_cpus=2)
+    local.wait_for_nodes()
+    yield local.address
+    ray.shutdown()
+    local.shutdown()
+
+
+def on_ray(address: str, workers: int) -> dict:
+    return {"backend": "ray", "workers": workers, "address": address}
+
+
+def history(run) -> pd.DataFrame:
+    return pd.read_csv(RunFolder(run).history)
+
+
+def accuracy(model) -> float:
+    return model.metrics.test.model["accuracy"]
+
+
+def test_two_workers_reach_one_workers_accuracy(cluster, adult_csv, tmp_path):
+    """One worker is the local fit (the same steps, batches and schedule); two split each batch between them."""
+    two = dw.train(adult_csv, "income", output=tmp_path, name="two", epochs=6, quiet=True,
+                   cluster=on_ray(cluster, 2))
+    local = dw.train(adult_csv, "income", output=tmp_path, name="local", epochs=6, quiet=True)
+    assert abs(accuracy(two) - accuracy(local)) <= 0.03, (accuracy(local), accuracy(two))
+    assert accuracy(two) > two.metrics.test.baseline["accuracy"] + 0.05
+    # the run folder of a distributed run is a local run's: same files, a model that loads and predicts
+    files = {p.name for p in (tmp_path / "local").iterdir()}
+    assert {p.name for p in (tmp_path / "two").iterdir()} == files
+    assert len(history(tmp_path / "two")) == 6 and RunFolder(tmp_path / "two").read_info()["status"] == "finished"
+    loaded = dw.load(tmp_path / "two" / "model")
+    assert (loaded.predict(adult_csv) == two.predict(adult_csv)).all()
+
+
+class KillAWorker(Callback):
+    """After epoch 2 (its checkpoint is persisted by then), SIGKILL one of Ray Train's worker processes."""
+
+    def __init__(self) -> None:
+        self.killed: list[int] = []
+
+    def on_epoch_end(self, trainer, epoch) -> None:
+        if epoch.epoch == 2 and not self.killed:
+            workers = [p for p in psutil.process_iter(["cmdline"]) if "RayTrainWorker" in " ".join(p.info["cmdline"]
+                                                                                                    or [])]
+            assert workers, "no Ray Train worker process found"
+            os.kill(workers[-1].pid, signal.SIGKILL)
+            self.killed.append(workers[-1].pid)
+
+
+def test_a_killed_worker_is_restarted_from_the_last_checkpoint(cluster, breast_cancer_csv, tmp_path):
+    killer = KillAWorker()
+    with pytest.warns(dw.DeepwellWarning, match="restarted the training workers 1 time"):
+        model = dw.train(breast_cancer_csv, "diagnosis", output=tmp_path, name="killed", epochs=6, quiet=True,
+                         cluster=on_ray(cluster, 2), callbacks=[killer])
+    assert killer.killed
+    epochs = list(history(tmp_path / "killed")["epoch"])
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 3  # each epoch once, past the kill
+    assert accuracy(model) > 0.85
+    assert (tmp_path / "killed" / "model").is_dir() and not (tmp_path / "killed" / "ray").exists()
+
+
+def test_what_cannot_run_on_ray_is_refused_before_training(breast_cancer_csv, tmp_path):
+    with pytest.raises(ConfigError, match="cluster.workers: 400 workers need at least 800 training rows"):
+        dw.train(breast_cancer_csv, "diagnosis", output=tmp_path, quiet=True,
+                 cluster={"backend": "ray", "workers": 400, "address": "127.0.0.1:1"})
+    with pytest.raises(ConfigError, match="cluster.workers"):
+        dw.train(breast_cancer_csv, "diagnosis", output=tmp_path, quiet=True, cluster={"workers": 0})
