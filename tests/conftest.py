@@ -146,6 +146,6 @@ def wait_until_ready(process, base: str, seconds: float) -> None:
         try:
             if requests.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a proxy with no app yet
             assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
             time.sleep(0.2)

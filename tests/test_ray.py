@@ -92,3 +92,38 @@ def test_what_cannot_run_on_ray_is_refused_before_training(breast_cancer_csv, tm
                  cluster={"backend": "ray", "workers": 400, "address": "127.0.0.1:1"})
     with pytest.raises(ConfigError, match="cluster.workers"):
         dw.train(breast_cancer_csv, "diagnosis", output=tmp_path, quiet=True, cluster={"workers": 0})
+
+
+def test_ray_serve_replicas_answer_tritonclient(cluster, breast_cancer_csv, tmp_path):
+    """`deepwell serve --backend ray`: the same app on Ray Serve, asked by a real Open Inference Protocol client."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    from conftest import free_port, wait_until_ready
+
+    model = dw.train(breast_cancer_csv, "diagnosis", output=tmp_path, name="served", epochs=3, quiet=True)
+    rows = pd.read_csv(breast_cancer_csv).drop(columns=["diagnosis"]).head(5)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "deepwell.cli.main", "serve", str(model.run_dir), "--backend",
+                                "ray", "--replicas", "2", "--address", cluster, "--port", str(port), "--no-log"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_ready(process, f"http://127.0.0.1:{port}", 120)
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+        assert client.is_model_ready("model")
+        inputs = []
+        for column in rows.columns:
+            tensor = httpclient.InferInput(column, [len(rows)], "FP64")
+            tensor.set_data_from_numpy(rows[column].to_numpy(np.float64))
+            inputs.append(tensor)
+        for _ in range(4):  # the proxy spreads them over both replicas
+            result = client.infer("model", inputs)
+            np.testing.assert_allclose(result.as_numpy("probabilities"), model.predict_proba(rows), atol=1e-6)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=90)
+    output = process.stdout.read()
+    assert process.returncode == 0 and "Traceback" not in output, output  # SIGTERM removes the deployment

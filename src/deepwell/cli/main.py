@@ -381,6 +381,12 @@ def serve(
     max_tokens: Annotated[int, typer.Option(help="A generator: most new tokens a request may ask for.")] = 512,
     concurrency: Annotated[int, typer.Option(min=1, help="A generator: generations running at once (others wait "
                                              "their turn, then get 429).")] = 2,
+    backend: Annotated[Backend, typer.Option(help="local: uvicorn here; ray: a Ray Serve deployment of the same "
+                                                  "app (docs/ray.md).")] = Backend.local,
+    replicas: Annotated[int, typer.Option(min=1, help="--backend ray: copies of the app Ray Serve spreads "
+                                                      "requests over.")] = 1,
+    address: Annotated[str | None, typer.Option(help="--backend ray: the cluster (default $RAY_ADDRESS, else one "
+                                                     "started here).")] = None,
 ) -> None:
     """Serve MODEL over the Open Inference Protocol (KServe V2 REST; `/v2/models/NAME/explain` beside infer),
     /predict and /invocations; log requests and watch for drift. A folder `deepwell export` wrote is served by the
@@ -391,6 +397,8 @@ def serve(
     from deepwell.edge.model import is_export
 
     if not is_export(model) and _is_generator(model):
+        if backend is Backend.ray:
+            raise typer.BadParameter("a generator is served by uvicorn here; --backend ray serves tabular models")
         import deepwell
         from deepwell.runtime import use_threads
         from deepwell.serving.app import Limits
@@ -417,9 +425,17 @@ def serve(
                     batch_wait_s=batch_wait, max_explain_rows=max_explain_rows)
     log_path = None if no_log else (log or default_log_path(str(model), name))
     monitoring = Monitoring(log=log_path, log_max_bytes=int(log_max_mb * 2**20), refresh_s=drift_every)
+    port = port or int(os.environ.get("PORT", "8080"))
+    if backend is Backend.ray:
+        from deepwell.distributed.serve import serve_on_ray
+        from deepwell.serving.app import serve_settings
+
+        threads = threads or max(1, available_cpus() // replicas)
+        serve_on_ray(serve_settings(str(Path(model).resolve()), name, limits, monitoring, threads), host=host,
+                     port=port, replicas=replicas, address=address, announce=errors.print)
+        return
     threads = threads or max(1, available_cpus() // workers)  # workers × threads never exceed the CPUs
     settings_to_environment(str(model), name, limits, monitoring, threads)
-    port = port or int(os.environ.get("PORT", "8080"))
     errors.print(f"serving {model} as {name!r} on http://{host}:{port} (Open Inference Protocol: /v2/models/"
                  f"{name}; {workers} worker(s) × {threads} thread(s); request log: {log_path or 'off'})")
     if workers == 1:

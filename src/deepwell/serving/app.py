@@ -279,18 +279,26 @@ def create_app(model: Model | ExportedModel, name: str = "model", limits: Limits
 SETTINGS_VARIABLE = "DEEPWELL_SERVE_SETTINGS"  # how `deepwell serve --workers N` hands its settings to workers
 
 
-def settings_to_environment(model: str, name: str, limits: Limits, monitoring: Monitoring, threads: int) -> None:
+def serve_settings(model: str, name: str, limits: Limits, monitoring: Monitoring, threads: int) -> dict[str, Any]:
     from dataclasses import asdict
 
-    os.environ[SETTINGS_VARIABLE] = json.dumps(
-        {"model": model, "name": name, "limits": asdict(limits), "threads": threads,
-         "monitoring": {**asdict(monitoring), "log": str(monitoring.log) if monitoring.log else None}})
+    return {"model": model, "name": name, "limits": asdict(limits), "threads": threads,
+            "monitoring": {**asdict(monitoring), "log": str(monitoring.log) if monitoring.log else None}}
+
+
+def settings_to_environment(model: str, name: str, limits: Limits, monitoring: Monitoring, threads: int) -> None:
+    os.environ[SETTINGS_VARIABLE] = json.dumps(serve_settings(model, name, limits, monitoring, threads))
 
 
 def app_from_environment() -> FastAPI:
     """The app factory each uvicorn worker process calls (`deepwell serve --workers N`); an export is served by
     the edge runtime, without torch."""
-    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    return app_from_settings(json.loads(os.environ[SETTINGS_VARIABLE]))
+
+
+def app_from_settings(settings: dict[str, Any]) -> FastAPI:
+    """The app from `deepwell serve`'s settings (JSON): what a uvicorn worker or a Ray Serve replica builds."""
+    settings = json.loads(json.dumps(settings))
     monitoring = settings["monitoring"]
     monitoring["log"] = Path(monitoring["log"]) if monitoring["log"] else None
     app = create_app(served_model(settings["model"], settings["threads"]), settings["name"],
