@@ -127,3 +127,21 @@ def test_ray_serve_replicas_answer_tritonclient(cluster, breast_cancer_csv, tmp_
         process.wait(timeout=90)
     output = process.stdout.read()
     assert process.returncode == 0 and "Traceback" not in output, output  # SIGTERM removes the deployment
+
+
+def test_ray_tune_spreads_trials_and_keeps_the_local_searchs_results(cluster, wine_frame, tmp_path):
+    """Four trials, two at once on the cluster: the given configuration first, the local search's table, a winner
+    no worse than it, retrained as a normal run."""
+    data = tmp_path / "wine.csv"
+    wine_frame.to_csv(data, index=False)
+    result = dw.tune(data, "cultivar", trials=4, jobs=2, epochs=8, output=tmp_path, quiet=True, track=False,
+                     backend="ray", address=cluster)
+    table = result.trials
+    assert len(table) == 4 and set(table["state"]) <= {"complete", "pruned"}
+    given = table.loc[(table["hidden_width"] == 256) & (table["hidden_layers"] == 3)]
+    assert len(given) >= 1 and result.best_value >= given["validation_accuracy"].max() - 1e-9
+    assert {"trial", "validation_accuracy", "parameters", "seconds", "epochs", "dropout"} <= set(table.columns)
+    assert (result.folder / "trials.csv").is_file() and (result.folder / "best.yaml").is_file()
+    saved = dw.Config.from_yaml(result.model.run_dir / "config.yaml")
+    assert saved.model.hidden_width == result.best_params["hidden_width"]
+    assert result.model.metrics.validation.model["accuracy"] == pytest.approx(result.best_value)

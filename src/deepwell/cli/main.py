@@ -639,7 +639,8 @@ def tune(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config to start from.")] = None,
     trials: Annotated[int, typer.Option(help="Finished trials the study should hold.", min=1)] = 20,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    jobs: Annotated[int, typer.Option(help="Trials run at once in this process.", min=1)] = 1,
+    jobs: Annotated[int, typer.Option(help="Trials run at once (threads here; with --backend ray, trials spread "
+                                           "over the cluster).", min=1)] = 1,
     storage: Annotated[str | None, typer.Option(
         help="Optuna database URL (default: SQLite in the study folder); share one to search from many "
              "machines.")] = None,
@@ -652,6 +653,10 @@ def tune(
                                                show_default=False)] = None,
     tracking_uri: TrackingUri = None,
     threads: Threads = None,
+    backend: Annotated[Backend, typer.Option(help="local: Optuna here; ray: Ray Tune with the Optuna searcher and "
+                                                  "ASHA early stopping over a Ray cluster.")] = Backend.local,
+    address: Annotated[str | None, typer.Option(help="--backend ray: the cluster (default $RAY_ADDRESS, else one "
+                                                     "started here).")] = None,
 ) -> None:
     """Search capacity and regularisation with Optuna (pruning, resumable); retrain the winner as a run."""
     import deepwell
@@ -662,7 +667,7 @@ def tune(
         raise typer.BadParameter("give --target COLUMN (or a --config with a target)")
     result = deepwell.tune(data, target, config=config, trials=trials, timeout=timeout, jobs=jobs, storage=storage,
                            study_name=study, output=output, epochs=epochs, seed=seed, quiet=quiet, track=track,
-                           tracking_uri=tracking_uri)
+                           tracking_uri=tracking_uri, backend=backend.value, address=address)
     console.print(render.frame_table(result.trials, f"trials ({result.folder / 'trials.csv'})"))
     console.print(f"best trial: validation {result.metric} {result.best_value:.4f} with "
                   + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
