@@ -93,6 +93,8 @@ def fit_on_ray(config: Config, preprocessor: Preprocessor, train: TensorData, va
             shutil.copyfile(_latest_saved(storage), kept)
     finally:
         relay.close()
+    if error is None and relay.error is not None:
+        raise relay.error
     if error is not None and not (isinstance(error, KeyboardInterrupt) and kept.is_file()):
         raise _failure(error, where, relay, kept if kept.is_file() else None) from error
     if owned:
@@ -185,6 +187,7 @@ class _Relay:
         self.callbacks, self.trainer = list(callbacks), trainer
         self.queue = Queue(actor_options={"num_cpus": 0})
         self.restarts, self.started = 0, False
+        self.error: Exception | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._drain, name="deepwell-ray-relay", daemon=True)
 
@@ -214,7 +217,10 @@ class _Relay:
                 continue
             except Exception:  # the queue's actor is gone with the cluster: nothing more will come
                 return
-            self._show(message)
+            try:
+                self._show(message)
+            except Exception as exc:  # a callback failed: raised in the driver once Ray Train returns
+                self.error = self.error or exc
 
     def _show(self, message: tuple) -> None:
         kind, *payload = message
