@@ -1,18 +1,21 @@
 """One network trained by Ray Train (`cluster.backend: ray`): what `fit` calls instead of the local Trainer.
 
-The driver sends the transformed rows as Ray Datasets (the training rows split into one shard per worker, the
-validation rows whole to each), runs `worker.train_worker` on every worker under DDP, relays rank 0's epochs to
-the callbacks here (progress bar, MLflow, the user's) as they end, and finally reads the network at its best
-epoch from the last checkpoint, which it also copies into the run folder (what `--resume` continues from).
+This process never imports Ray: it writes the job (the transformed rows, the settings) to a temporary folder and
+starts the Ray driver as a child (distributed/driver.py), which sends the rows as Ray Datasets (the training rows
+split into one shard per worker, the validation rows whole to each) and runs `worker.train_worker` on every worker
+under DDP. Rank 0's epochs come back over a pipe to the callbacks here (progress bar, MLflow, the user's) as they
+end; the last checkpoint lands in the run folder (what `--resume` continues from) and gives the network at its
+best epoch. A driver that dies (Ray ends it when the head node is lost) leaves this process to say so.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
-import threading
-import time
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import Any
 import torch
 
 from deepwell.config import Config
-from deepwell.distributed.worker import CHECKPOINT_FILE, WorkerJob, train_worker
+from deepwell.distributed.worker import CHECKPOINT_FILE
 from deepwell.errors import ConfigError, DeepwellError, DeepwellWarning
 from deepwell.features.pipeline import Preprocessor
 from deepwell.models.network import TabularNetwork
@@ -63,51 +66,107 @@ class RemoteTrainer:
 def fit_on_ray(config: Config, preprocessor: Preprocessor, train: TensorData, validation: TensorData, outputs: int,
                callbacks: Sequence[Callback], class_weights: torch.Tensor | None,
                checkpoint: Path | None, resume: bool) -> tuple[TabularNetwork, FitResult, str]:
-    """Train one network on the cluster; (network at its best epoch on this machine's CPU, result, device)."""
-    from deepwell.distributed.cluster import connect
-
-    cluster = config.cluster
-    if any(getattr(v, "lazy", False) for v in train.inputs.values()):
-        raise ConfigError("files_in_memory: never (files decoded per batch) does not run with cluster.backend: ray; "
-                          "set files_in_memory: always.")
-    if len(train) < 2 * cluster.workers:
-        raise ConfigError(f"cluster.workers: {cluster.workers} workers need at least {2 * cluster.workers} "
-                          f"training rows; there are {len(train)}.")
-    where = connect(cluster)
+    """Train one network on the cluster; (network at its best epoch on this machine's CPU, result, device).
+    Ray runs in a child process (distributed/driver.py): a lost cluster ends that process, not this one."""
+    _check_sizes(config, train)
     config = config.model_copy(deep=True)
     if config.training.batch_size == "auto":
         config.training.batch_size = auto_batch_size(len(train))
-    start = checkpoint.read_bytes() if resume and checkpoint is not None and checkpoint.is_file() else None
-    relay = _Relay(callbacks, RemoteTrainer(config.training, _steps(config, len(train))))
-    job = WorkerJob(config.model_dump(mode="json"), preprocessor.encoder_specs(), preprocessor.target, outputs,
-                    None if class_weights is None else class_weights.tolist(), start, relay.queue)
     storage, owned = _storage(config, checkpoint)
     kept = checkpoint if checkpoint is not None else Path(tempfile.mkdtemp(prefix="deepwell-ray-")) / CHECKPOINT_FILE
-    relay.start()
-    error: BaseException | None = None
-    try:
-        _copy_checkpoint(_run(config, job, train, validation, storage), kept)
-    except BaseException as exc:  # the run folder keeps whatever was saved, for --resume
-        error = exc
-        if _latest_saved(storage) is not None:
-            shutil.copyfile(_latest_saved(storage), kept)
-    finally:
-        relay.close()
-    if error is None and relay.error is not None:
+    relay = _Relay(callbacks, RemoteTrainer(config.training, _steps(config, len(train))))
+    with tempfile.TemporaryDirectory(prefix="deepwell-ray-job-") as folder:
+        _write_job(Path(folder), config, preprocessor, train, validation, outputs, class_weights, storage, kept,
+                   start=checkpoint if resume and checkpoint is not None and checkpoint.is_file() else None)
+        outcome = _drive(Path(folder), relay)
+    if outcome.error is None and relay.error is not None:
         raise relay.error
-    if error is not None and not (isinstance(error, KeyboardInterrupt) and kept.is_file()):
-        raise _failure(error, where, relay, kept if kept.is_file() else None) from error
-    if owned:
+    if outcome.error is not None:
+        saved = _latest_saved(storage)
+        if saved is not None and not outcome.interrupted:
+            shutil.copyfile(saved, kept)
+        if not (outcome.interrupted and kept.is_file()):
+            raise DeepwellError(_failure_message(outcome.error, relay, kept if kept.is_file() else None))
+    if owned and outcome.error is None:
         shutil.rmtree(storage, ignore_errors=True)
     network = TabularNetwork(preprocessor.encoder_specs(), config.model, outputs)
     local = Trainer(network, config.task, config.training, lambda *_: {},
                     callbacks=[EarlyStopping(config.training.patience)])
     result = local.load(kept)
-    if error is not None:  # Ctrl-C: the best weights saved so far, as a local run keeps them
+    if outcome.interrupted:  # Ctrl-C: the best weights saved so far, as a local run keeps them
         interrupt_handled()
         result.stop_reason = StopReason.INTERRUPTED
     relay.finish(result)
     return network.cpu().eval(), result, "cpu"
+
+
+def _check_sizes(config: Config, train: TensorData) -> None:
+    workers = config.cluster.workers
+    if any(getattr(v, "lazy", False) for v in train.inputs.values()):
+        raise ConfigError("files_in_memory: never (files decoded per batch) does not run with cluster.backend: ray; "
+                          "set files_in_memory: always.")
+    if len(train) < 2 * workers:
+        raise ConfigError(f"cluster.workers: {workers} workers need at least {2 * workers} training rows; there "
+                          f"are {len(train)}.")
+
+
+def _write_job(folder: Path, config: Config, preprocessor: Preprocessor, train: TensorData, validation: TensorData,
+               outputs: int, class_weights: torch.Tensor | None, storage: str, kept: Path, start: Path | None) -> None:
+    from safetensors.torch import save_file
+
+    from deepwell.distributed.driver import JOB_FILE, TRAIN_FILE, VALIDATION_FILE, tensor_file
+
+    save_file(tensor_file(train), str(folder / TRAIN_FILE))
+    save_file(tensor_file(validation), str(folder / VALIDATION_FILE))
+    job = {"config": config.model_dump(mode="json"), "preprocessor": preprocessor.to_json(), "outputs": outputs,
+           "class_weights": None if class_weights is None else class_weights.tolist(), "storage": storage,
+           "kept": str(kept), "start": None if start is None else str(start)}
+    (folder / JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
+
+
+@dataclass
+class _Outcome:
+    error: str | None = None  # why the driver ended without a model (its message, or its exit)
+    interrupted: bool = False
+
+
+def _drive(folder: Path, relay: _Relay) -> _Outcome:
+    """Run the driver process, relaying its messages until it exits."""
+    read, write = os.pipe()
+    process = subprocess.Popen([sys.executable, "-m", "deepwell.distributed.driver", str(folder), str(write)],
+                               pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=(folder / "driver.log").open("w"))
+    os.close(write)
+    outcome = _Outcome()
+    relay.start()
+    try:
+        with os.fdopen(read, encoding="utf-8") as messages:
+            for line in messages:
+                message = json.loads(line)
+                if message["kind"] == "error":
+                    outcome.error = message["message"]
+                elif message["kind"] == "connected":
+                    relay.where = message["where"]
+                else:
+                    relay.show((message["kind"], *message["payload"]))
+        code = process.wait()
+    except KeyboardInterrupt:  # the driver got the same Ctrl-C: it stops Ray Train
+        outcome.interrupted, outcome.error = True, "interrupted"
+        code = _wait(process)
+    finally:
+        relay.close()
+    if code != 0 and outcome.error is None:
+        tail = (folder / "driver.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+        outcome.error = f"the Ray driver process ended with exit code {code}" + (
+            f" ({' / '.join(tail)})" if tail else "")
+    return outcome
+
+
+def _wait(process: subprocess.Popen) -> int:
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def _steps(config: Config, rows: int) -> int:
@@ -125,38 +184,6 @@ def _storage(config: Config, checkpoint: Path | None) -> tuple[str, bool]:
     return tempfile.mkdtemp(prefix="deepwell-ray-"), True
 
 
-def _run(config: Config, job: WorkerJob, train: TensorData, validation: TensorData, storage: str) -> Any:
-    """Ray Train's fit: its Result (the last checkpoint persisted in `storage`)."""
-    import ray.train
-    from ray.train.torch import TorchConfig, TorchTrainer
-
-    from deepwell.distributed.shards import to_dataset
-
-    cluster = config.cluster
-    trainer = TorchTrainer(
-        train_worker, train_loop_config={"job": job},
-        torch_config=TorchConfig(backend="nccl" if cluster.gpus_per_worker > 0 else "gloo"),
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=cluster.workers, use_gpu=cluster.gpus_per_worker > 0,
-            resources_per_worker={"CPU": cluster.cpus_per_worker,
-                                  **({"GPU": cluster.gpus_per_worker} if cluster.gpus_per_worker else {})}),
-        datasets={"train": to_dataset(train), "validation": to_dataset(validation)},
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
-        run_config=ray.train.RunConfig(
-            name=f"deepwell-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}",
-            storage_path=storage, failure_config=ray.train.FailureConfig(max_failures=cluster.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)))
-    return trainer.fit()
-
-
-def _copy_checkpoint(result: Any, to: Path) -> None:
-    """The last checkpoint's file, from wherever Ray keeps it (a shared folder, a bucket) to `to`."""
-    if result.checkpoint is None:
-        raise DeepwellError("Ray Train ended without a checkpoint: no epoch finished.")
-    with result.checkpoint.as_directory() as folder:
-        shutil.copyfile(Path(folder) / CHECKPOINT_FILE, to)
-
-
 def _latest_saved(storage: str) -> Path | None:
     """After a failure: the newest checkpoint a worker persisted, when storage is a local folder."""
     root = Path(storage)
@@ -166,38 +193,28 @@ def _latest_saved(storage: str) -> Path | None:
     return files[-1] if files else None
 
 
-def _failure(error: BaseException, where: str, relay: _Relay, kept: Path | None) -> BaseException:
-    if isinstance(error, (KeyboardInterrupt, DeepwellError)):
-        return error
+def _failure_message(error: str, relay: _Relay, kept: Path | None) -> str:
     epochs = relay.trainer.epochs_done
-    resume = (f" The run folder keeps the checkpoint of epoch {epochs} ({kept}); continue with "
-              "`deepwell train --resume RUN_FOLDER`." if kept is not None else " No epoch was saved.")
-    return DeepwellError(f"Training on the Ray cluster ({where}) failed after {epochs} epoch(s): "
-                         f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}."
-                         f"{resume}")
+    resume = (f" The run folder keeps the last checkpoint saved ({kept}); continue with `deepwell train --resume "
+              "RUN_FOLDER` (add --backend local to finish here)." if kept is not None else " No epoch was saved.")
+    return (f"Training on the Ray cluster ({relay.where}) failed after {epochs} epoch(s) shown: "
+            f"{error.splitlines()[0] if error else 'no reason given'}.{resume}")
 
 
 class _Relay:
-    """Rank 0's messages (a Ray queue) to the callbacks in this process, on a thread while Ray Train runs.
-    A worker group restarted from its last checkpoint is counted."""
+    """The driver's messages (rank 0's progress) to the callbacks in this process. A worker group restarted from
+    its last checkpoint is counted; epochs already shown are not shown again."""
 
     def __init__(self, callbacks: Sequence[Callback], trainer: RemoteTrainer) -> None:
-        from ray.util.queue import Queue
-
         self.callbacks, self.trainer = list(callbacks), trainer
-        self.queue = Queue(actor_options={"num_cpus": 0})
         self.restarts, self.started = 0, False
+        self.where = "not reached"
         self.error: Exception | None = None
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._drain, name="deepwell-ray-relay", daemon=True)
 
     def start(self) -> None:
         self._call("on_fit_start")
-        self._thread.start()
 
     def close(self) -> None:
-        self._done.set()
-        self._thread.join()
         if self.restarts:
             warnings.warn(f"Ray restarted the training workers {self.restarts} time(s) from their last checkpoint.",
                           DeepwellWarning, stacklevel=2)
@@ -205,22 +222,11 @@ class _Relay:
     def finish(self, result: FitResult) -> None:
         self._call("on_fit_end", result)
 
-    def _drain(self) -> None:
-        from ray.util.queue import Empty
-
-        while True:
-            try:
-                message = self.queue.get(timeout=0.25)
-            except Empty:
-                if self._done.is_set():
-                    return
-                continue
-            except Exception:  # the queue's actor is gone with the cluster: nothing more will come
-                return
-            try:
-                self._show(message)
-            except Exception as exc:  # a callback failed: raised in the driver once Ray Train returns
-                self.error = self.error or exc
+    def show(self, message: tuple) -> None:
+        try:
+            self._show(message)
+        except Exception as exc:  # a callback failed: raised once the driver is done
+            self.error = self.error or exc
 
     def _show(self, message: tuple) -> None:
         kind, *payload = message
