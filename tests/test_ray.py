@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import time
+from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -84,6 +87,58 @@ def test_a_killed_worker_is_restarted_from_the_last_checkpoint(cluster, breast_c
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 3  # each epoch once, past the kill
     assert accuracy(model) > 0.85
     assert (tmp_path / "killed" / "model").is_dir() and not (tmp_path / "killed" / "ray").exists()
+
+
+class LoseTheHeadNode(Callback):
+    """At epoch 3: the epochs so far are already in MLflow (logged live from the relay); once a checkpoint is
+    persisted, the cluster (its head node with it) is shut down under the running fit."""
+
+    def __init__(self, cluster, run: Path) -> None:
+        self.cluster, self.run = cluster, run
+        self.live_steps: list[int] = []
+
+    def on_epoch_end(self, trainer, epoch) -> None:
+        if epoch.epoch != 3 or self.live_steps:
+            return
+        import mlflow
+
+        tracking = json.loads((self.run / "run.json").read_text())["tracking"]
+        history = mlflow.MlflowClient(tracking["uri"]).get_metric_history(tracking["run_id"], "val_loss")
+        self.live_steps = [m.step for m in history]
+        deadline = time.monotonic() + 60
+        while not list((self.run / "ray").glob("*/checkpoint_*/checkpoint.safetensors")):
+            assert time.monotonic() < deadline, "no checkpoint persisted by epoch 3"
+            time.sleep(0.2)
+        self.cluster.shutdown()
+
+
+def test_a_lost_head_node_ends_the_run_with_a_message_and_a_folder_that_resumes(breast_cancer_csv, tmp_path,
+                                                                                monkeypatch):
+    """Its own cluster (the shared one stays up): the driver notices the lost head within the GCS reconnect
+    timeout; the run folder says failed, keeps the last checkpoint, and `--resume` finishes it on this machine."""
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAY_gcs_rpc_server_reconnect_timeout_s", "10")  # the driver's wait for a lost head
+    lost = Cluster(initialize_head=True, head_node_args={"num_cpus": 3, "include_dashboard": False})
+    run = tmp_path / "lost"
+    head = LoseTheHeadNode(lost, run)
+    started = time.monotonic()
+    try:
+        with pytest.raises(dw.DeepwellError, match=r"failed after \d+ epoch\(s\) shown.*--resume") as failure:
+            dw.train(breast_cancer_csv, "diagnosis", output=tmp_path, name="lost", epochs=40, quiet=True,
+                     track=True, cluster=on_ray(lost.address, 2), callbacks=[head])
+    finally:
+        lost.shutdown()
+    assert head.live_steps == [1, 2, 3]  # MLflow had each epoch while the fit ran
+    assert time.monotonic() - started < 180
+    assert str(run / "checkpoint.safetensors") in str(failure.value)
+    info = RunFolder(run).read_info()
+    assert info["status"] == "failed" and "Ray cluster" in info["error"]
+    assert (run / "checkpoint.safetensors").is_file() and not (run / "model").exists()
+    model = dw.train(resume=run, quiet=True, cluster={"backend": "local"})
+    epochs = list(history(run)["epoch"])
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > 3  # went on from the saved epoch
+    assert RunFolder(run).read_info()["status"] == "finished" and accuracy(model) > 0.85
 
 
 def test_what_cannot_run_on_ray_is_refused_before_training(breast_cancer_csv, tmp_path):
