@@ -13,6 +13,7 @@ from PIL import Image
 
 import deepwell as dw
 from deepwell.models.vision import ImageAugment
+from deepwell.pipeline.prepare import prepare
 from deepwell.sample_data import write_digits
 
 IMAGE = {"size": 16, "flip": False, "width": 8}
@@ -151,6 +152,8 @@ def test_images_that_do_not_fit_in_memory_are_decoded_per_batch_with_identical_r
         assert config.columns["image"].in_memory is (mode == "always")
         results[mode] = model
     assert results["never"].metrics.test == results["always"].metrics.test
+    streamed = prepare(digits_folder, config={**image_config(), "data": {"streaming": "always"}})
+    assert streamed.stream is None and streamed.config.columns["image"].in_memory is False  # per batch
     history = [pd.read_csv(m.run_dir / "history.csv").drop(columns="seconds") for m in results.values()]
     pd.testing.assert_frame_equal(*history)
     files = pd.DataFrame({"image": sorted(str(p) for p in digits_folder.rglob("*.png"))[:10]})

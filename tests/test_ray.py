@@ -141,6 +141,27 @@ def test_a_lost_head_node_ends_the_run_with_a_message_and_a_folder_that_resumes(
     assert RunFolder(run).read_info()["status"] == "finished" and accuracy(model) > 0.85
 
 
+def test_a_streamed_table_trains_on_ray_workers_from_its_chunks(cluster, tmp_path):
+    """A Parquet folder streamed (pass 2's chunks read by Ray Data on this node, batch by batch on each worker)
+    reaches the accuracy of the same streamed fit here, with every test row scored."""
+    from test_streaming import STREAM, table
+
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    frame = table(6000)
+    for part in range(3):
+        frame.iloc[part * 2000:(part + 1) * 2000].to_parquet(folder / f"part-{part}.parquet", index=False)
+    two = dw.train(folder, "label", config={**STREAM, "cluster": on_ray(cluster, 2)}, output=tmp_path, name="two",
+                   epochs=5, quiet=True, track=False)
+    local = dw.train(folder, "label", config=STREAM, output=tmp_path, name="local", epochs=5, quiet=True,
+                     track=False)
+    info = RunFolder(tmp_path / "two").read_info()
+    assert "streamed" in info and two.metrics.test.rows == info["split"]["test"]  # every test row, not a sample
+    assert abs(accuracy(two) - accuracy(local)) <= 0.03, (accuracy(local), accuracy(two))
+    assert accuracy(two) > two.metrics.test.baseline["accuracy"] + 0.1
+    assert len(history(tmp_path / "two")) == 5 and not list(tmp_path.glob("deepwell-chunks-*"))
+
+
 def test_what_cannot_run_on_ray_is_refused_before_training(breast_cancer_csv, tmp_path):
     with pytest.raises(ConfigError, match="cluster.workers: 400 workers need at least 800 training rows"):
         dw.train(breast_cancer_csv, "diagnosis", output=tmp_path, quiet=True,

@@ -120,6 +120,47 @@ def test_streamed_training_makes_a_run_like_a_local_one(parquet_folder, tmp_path
     assert not list(tmp_path.glob("deepwell-chunks-*"))
 
 
+def test_the_streaming_passes_show_a_bar_over_the_rows(parquet_folder, monkeypatch):
+    import io
+
+    import rich
+    from rich.console import Console
+
+    from deepwell.pipeline.streaming import stream_tensors
+
+    shown = io.StringIO()
+    monkeypatch.setattr(rich, "_console", Console(file=shown, force_terminal=True, width=120))
+    folder, _ = parquet_folder
+    prepared = prepare(folder, "label", STREAM, progress=True)
+    assert "pass 1: summaries" in shown.getvalue() and "6000/6000" in shown.getvalue()  # Parquet says its rows
+    tensors = stream_tensors(prepared.stream, prepared.config, fit_preprocessor(prepared.config, prepared.splits,
+                                                                                 prepared.stream), progress=True)
+    tensors.release()
+    assert "pass 2: chunks" in shown.getvalue() and "6000/6000" in shown.getvalue().split("pass 2: chunks")[-1]
+
+
+def test_a_streamed_table_of_image_paths_decodes_them_and_skips_a_broken_file(digits_folder, tmp_path):
+    """Relative paths under the table file's folder; the images decoded in pass 2 into the chunks (uint8); an
+    unreadable file skips its row with a warning, every other row trains and is scored."""
+    paths = sorted(digits_folder.rglob("*.png"))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    frame = pd.DataFrame({"scan": [os.path.relpath(p, tmp_path) for p in paths] + ["broken.png"],
+                          "digit": [f"d{p.parent.name}" for p in paths] + ["d0"]})
+    frame.to_csv(tmp_path / "scans.csv", index=False)
+    with pytest.warns(Warning, match="skipped 1 row"):
+        model = dw.train(tmp_path / "scans.csv", "digit", config=STREAM, output=tmp_path / "runs", epochs=12,
+                         seed=0, quiet=True, track=False)
+    info = json.loads((model.run_dir / "run.json").read_text())
+    assert "streamed" in info and sum(info["split"].values()) == len(paths) + 1
+    config = dw.Config.from_yaml(model.run_dir / "config.yaml")
+    assert config.columns["scan"].type == "image"
+    test_rows = info["split"]["test"]  # pass 1's count; the broken row, if it is a test row, is not scored
+    assert test_rows - 1 <= model.metrics.test.rows <= test_rows
+    assert model.metrics.test.model["accuracy"] > model.metrics.test.baseline["accuracy"] + 0.3
+    scans = pd.DataFrame({"scan": [str(p) for p in paths[:40]]})
+    assert (model.predict(scans) == frame["digit"].head(40).to_numpy()).mean() > 0.5
+
+
 def test_streaming_refuses_what_it_does_not_do(parquet_folder, tmp_path):
     folder, frame = parquet_folder
     config = {**STREAM, "fairness": {"sensitive": ["city"], "mitigate": "reweigh"}}

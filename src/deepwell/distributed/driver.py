@@ -3,8 +3,9 @@ deepwell.distributed.driver JOB_FOLDER MESSAGE_FD`.
 
 Ray ends a driver process outright when its cluster's head is lost; kept in a child, that leaves the run's own
 process standing to say so and to leave a resumable run folder (distributed/train.py). The child reads the job
-(tensors in safetensors, settings in JSON), joins the cluster, runs Ray Train, writes the last checkpoint where
-the job says, and sends rank 0's progress to its parent as JSON lines on MESSAGE_FD.
+(tensors in safetensors, or a streamed table's chunk files; settings in JSON), joins the cluster, runs Ray
+Train, writes the last checkpoint where the job says, and sends rank 0's progress to its parent as JSON lines on
+MESSAGE_FD.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ def main(folder: Path, messages: IO[str]) -> None:
 
     queue = Queue(actor_options={"num_cpus": 0})
     start = Path(job["start"]).read_bytes() if job["start"] else None
+    chunks = job.get("chunks")
     work = WorkerJob(job["config"], preprocessor.encoder_specs(), preprocessor.target, job["outputs"],
-                     job["class_weights"], start, queue)
+                     job["class_weights"], start, queue,
+                     streamed=None if chunks is None else {"train": job["rows"]["train"] // config.cluster.workers,
+                                                           "validation": job["rows"]["validation"]})
     forward = threading.Thread(target=_forward, args=(queue, send), daemon=True)
     forward.start()
-    result = _run(config, work, read_tensors(folder / TRAIN_FILE), read_tensors(folder / VALIDATION_FILE),
-                  job["storage"])
+    result = _run(config, work, _datasets(folder, chunks), job["storage"])
     if result.checkpoint is None:
         raise RuntimeError("Ray Train ended without a checkpoint: no epoch finished.")
     with result.checkpoint.as_directory() as saved:
@@ -68,12 +71,21 @@ def main(folder: Path, messages: IO[str]) -> None:
     forward.join(timeout=30)
 
 
-def _run(config: Config, job: WorkerJob, train: TensorData, validation: TensorData, storage: str) -> Any:
+def _datasets(folder: Path, chunks: dict[str, list[str]] | None) -> dict[str, Any]:
+    """The training and validation rows as Ray Datasets: from the job's tensors, or a streamed table's chunks."""
+    from deepwell.distributed.shards import chunk_dataset, to_dataset
+
+    if chunks is None:
+        return {"train": to_dataset(read_tensors(folder / TRAIN_FILE)),
+                "validation": to_dataset(read_tensors(folder / VALIDATION_FILE))}
+    return {"train": chunk_dataset(chunks["train"], shuffled=True),
+            "validation": chunk_dataset(chunks["validation"], shuffled=False)}
+
+
+def _run(config: Config, job: WorkerJob, datasets: dict[str, Any], storage: str) -> Any:
     """Ray Train's fit: its Result (the last checkpoint persisted in `storage`)."""
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
-
-    from deepwell.distributed.shards import to_dataset
 
     cluster = config.cluster
     trainer = TorchTrainer(
@@ -83,7 +95,7 @@ def _run(config: Config, job: WorkerJob, train: TensorData, validation: TensorDa
             num_workers=cluster.workers, use_gpu=cluster.gpus_per_worker > 0,
             resources_per_worker={"CPU": cluster.cpus_per_worker,
                                   **({"GPU": cluster.gpus_per_worker} if cluster.gpus_per_worker else {})}),
-        datasets={"train": to_dataset(train), "validation": to_dataset(validation)},
+        datasets=datasets,
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
         run_config=ray.train.RunConfig(
             name=f"deepwell-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}",

@@ -25,24 +25,22 @@ from typing import Any
 import torch
 
 from deepwell.config import Config
-from deepwell.distributed.worker import CHECKPOINT_FILE
+from deepwell.distributed.worker import CHECKPOINT_FILE, worker_training
 from deepwell.errors import ConfigError, DeepwellError, DeepwellWarning
 from deepwell.features.pipeline import Preprocessor
 from deepwell.models.network import TabularNetwork
 from deepwell.runtime import interrupt_handled
 from deepwell.training.callbacks import Callback, EarlyStopping
+from deepwell.training.chunks import ChunkData
 from deepwell.training.state import EpochResult, FitResult, StopReason
 from deepwell.training.trainer import TensorData, Trainer, auto_batch_size
 
 
-def check_distributable(config: Config, streamed: bool) -> None:
+def check_distributable(config: Config) -> None:
     """What does not run on Ray Train, said before anything is trained."""
     if config.fairness.mitigate == "reductions":
         raise ConfigError("fairness.mitigate: reductions trains many networks in this process; it does not run "
                           "with cluster.backend: ray (reweigh and threshold do).")
-    if streamed:
-        raise ConfigError("data.streaming: a streamed table trains from chunks on this machine's disk; with "
-                          "cluster.backend: ray set data.streaming: never (Ray Data then shards the rows).")
 
 
 @dataclass
@@ -63,11 +61,13 @@ class RemoteTrainer:
                       "stopping only.", DeepwellWarning, stacklevel=2)
 
 
-def fit_on_ray(config: Config, preprocessor: Preprocessor, train: TensorData, validation: TensorData, outputs: int,
+def fit_on_ray(config: Config, preprocessor: Preprocessor, train: TensorData | ChunkData,
+               validation: TensorData | ChunkData, outputs: int,
                callbacks: Sequence[Callback], class_weights: torch.Tensor | None,
                checkpoint: Path | None, resume: bool) -> tuple[TabularNetwork, FitResult, str]:
     """Train one network on the cluster; (network at its best epoch on this machine's CPU, result, device).
-    Ray runs in a child process (distributed/driver.py): a lost cluster ends that process, not this one."""
+    Ray runs in a child process (distributed/driver.py): a lost cluster ends that process, not this one. A
+    streamed table's chunks (ChunkData) are read by Ray Data tasks on this node and streamed to the workers."""
     _check_sizes(config, train)
     config = config.model_copy(deep=True)
     if config.training.batch_size == "auto":
@@ -100,9 +100,9 @@ def fit_on_ray(config: Config, preprocessor: Preprocessor, train: TensorData, va
     return network.cpu().eval(), result, "cpu"
 
 
-def _check_sizes(config: Config, train: TensorData) -> None:
+def _check_sizes(config: Config, train: TensorData | ChunkData) -> None:
     workers = config.cluster.workers
-    if any(getattr(v, "lazy", False) for v in train.inputs.values()):
+    if isinstance(train, TensorData) and any(getattr(v, "lazy", False) for v in train.inputs.values()):
         raise ConfigError("files_in_memory: never (files decoded per batch) does not run with cluster.backend: ray; "
                           "set files_in_memory: always.")
     if len(train) < 2 * workers:
@@ -110,15 +110,23 @@ def _check_sizes(config: Config, train: TensorData) -> None:
                           f"are {len(train)}.")
 
 
-def _write_job(folder: Path, config: Config, preprocessor: Preprocessor, train: TensorData, validation: TensorData,
-               outputs: int, class_weights: torch.Tensor | None, storage: str, kept: Path, start: Path | None) -> None:
+def _write_job(folder: Path, config: Config, preprocessor: Preprocessor, train: TensorData | ChunkData,
+               validation: TensorData | ChunkData, outputs: int, class_weights: torch.Tensor | None, storage: str,
+               kept: Path, start: Path | None) -> None:
+    """The job: the rows (tensors written here; a streamed table's chunk files named) and the settings."""
     from safetensors.torch import save_file
 
     from deepwell.distributed.driver import JOB_FILE, TRAIN_FILE, VALIDATION_FILE, tensor_file
 
-    save_file(tensor_file(train), str(folder / TRAIN_FILE))
-    save_file(tensor_file(validation), str(folder / VALIDATION_FILE))
-    job = {"config": config.model_dump(mode="json"), "preprocessor": preprocessor.to_json(), "outputs": outputs,
+    rows: dict[str, Any] = {}
+    if isinstance(train, ChunkData) and isinstance(validation, ChunkData):
+        rows = {"chunks": {"train": [str(f) for f in train.store.files],
+                           "validation": [str(f) for f in validation.store.files]},
+                "rows": {"train": len(train), "validation": len(validation)}}
+    else:
+        save_file(tensor_file(train), str(folder / TRAIN_FILE))
+        save_file(tensor_file(validation), str(folder / VALIDATION_FILE))
+    job = {**rows, "config": config.model_dump(mode="json"), "preprocessor": preprocessor.to_json(), "outputs": outputs,
            "class_weights": None if class_weights is None else class_weights.tolist(), "storage": storage,
            "kept": str(kept), "start": None if start is None else str(start)}
     (folder / JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
@@ -170,9 +178,8 @@ def _wait(process: subprocess.Popen) -> int:
 
 
 def _steps(config: Config, rows: int) -> int:
-    workers = config.cluster.workers
-    per_worker = max(1, round(int(config.training.batch_size) / workers))
-    return max(1, -(-(rows // workers) // per_worker))
+    per_worker = worker_training(config, 0, config.cluster.workers, "cpu").training.batch_size
+    return max(1, -(-(rows // config.cluster.workers) // int(per_worker)))
 
 
 def _storage(config: Config, checkpoint: Path | None) -> tuple[str, bool]:

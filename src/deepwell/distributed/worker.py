@@ -36,6 +36,7 @@ class WorkerJob:
     class_weights: list[float] | None
     start: bytes | None  # the run folder's checkpoint a resumed run continues from
     relay: Any  # ray.util.queue.Queue to the driver
+    streamed: dict[str, int] | None = None  # a streamed table's shards, read batch by batch: rows per split each
 
 
 def worker_training(config: Config, rank: int, world: int, device: str) -> Config:
@@ -55,7 +56,6 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from deepwell.distributed.shards import to_tensors
     from deepwell.models.network import TabularNetwork
     from deepwell.pipeline.fit import metric_fn
     from deepwell.runtime import use_threads
@@ -66,8 +66,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     config = worker_training(Config.model_validate(job.config), rank, world, str(ray.train.torch.get_device()))
     use_threads(config.training.threads)
-    train = to_tensors(ray.train.get_dataset_shard("train"))
-    validation = to_tensors(ray.train.get_dataset_shard("validation"))
+    train, validation = (_shard(name, job.streamed) for name in ("train", "validation"))
     torch.manual_seed(job.config["training"]["seed"])  # DDP starts every worker from rank 0's weights anyway
     network = TabularNetwork(job.specs, config.model, job.outputs)
     weights = None if job.class_weights is None else torch.tensor(job.class_weights)
@@ -77,6 +76,16 @@ def train_worker(loop_config: dict[str, Any]) -> None:
                       parallel=ray.train.torch.prepare_model)
     with tempfile.TemporaryDirectory() as folder:
         trainer.fit(train, validation, resume_from=_start(Path(folder), job.start))
+
+
+def _shard(name: str, streamed: dict[str, int] | None) -> Any:
+    """This worker's rows of a split: in memory, or (a streamed table) read batch by batch each pass."""
+    import ray.train
+
+    from deepwell.distributed.shards import ShardData, to_tensors
+
+    shard = ray.train.get_dataset_shard(name)
+    return to_tensors(shard) if streamed is None else ShardData(shard, streamed[name])
 
 
 def _start(folder: Path, start: bytes | None) -> Path | None:

@@ -1,5 +1,6 @@
 """Image and audio columns decoded once before splitting — or, when they would take over a quarter of the
-machine's memory, only checked now and decoded batch by batch while training. Unreadable files skip their row
+machine's memory (or `data.streaming: always` says so), only checked now and decoded batch by batch while
+training. Unreadable files skip their row
 (listed in the run folder) or stop the run (`on_bad_file: error`).
 """
 
@@ -38,10 +39,9 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
             continue
         feature.resolve(frame[name], base_dir)
         if feature.options.in_memory is None:
-            fits = feature.bytes_per_row() * len(frame) <= MEMORY_SHARE * available_memory()
-            keep = {"always": True, "never": False}.get(config.files_in_memory, fits)
+            keep = _keep_in_memory(feature, len(frame), config)
             feature.options = feature.options.model_copy(update={"in_memory": keep})
-            if not keep and config.files_in_memory == "auto":
+            if not keep and config.files_in_memory == "auto" and config.data.streaming != "always":
                 warn(f"{source}: column {name!r} is decoded batch by batch while training (it would take "
                      f"{feature.bytes_per_row() * len(frame) / 2**30:.1f} GiB in memory).")
         config.columns[name] = feature.options
@@ -63,5 +63,15 @@ def load_files(frame: pd.DataFrame, config: Config, base_dir: Path | None, sourc
 
 
 MEMORY_SHARE = 0.25
+
+
+def _keep_in_memory(feature: FileFeature, rows: int, config: Config) -> bool:
+    """files_in_memory as said; auto: decoded once when they take under MEMORY_SHARE of the memory, and never
+    under `data.streaming: always` (a class folder or a streamed table's files are then read batch by batch)."""
+    if config.files_in_memory != "auto":
+        return config.files_in_memory == "always"
+    if config.data.streaming == "always":
+        return False
+    return feature.bytes_per_row() * rows <= MEMORY_SHARE * available_memory()
 
 

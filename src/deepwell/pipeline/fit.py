@@ -100,7 +100,7 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     if config.cluster.backend == "ray":
         from deepwell.distributed.train import check_distributable
 
-        check_distributable(config, stream is not None)
+        check_distributable(config)
     preprocessor = preprocessor or fit_preprocessor(config, splits, stream)
     target = preprocessor.target
     train = TensorData(preprocessor.transform(splits.train), preprocessor.transform_target(splits.train),
@@ -117,7 +117,7 @@ def fit(config: Config, splits: Splits, *, preprocessor: Preprocessor | None = N
     config = resolve_periodic_scale(config, len(validation.target), bool(preprocessor.numeric_names()), train_for)
     if config.fairness.mitigate == "reductions":
         return _fit_reductions(config, preprocessor, splits, train, validation, callbacks, progress)
-    streamed = None if stream is None else stream_tensors(stream, config, preprocessor)
+    streamed = None if stream is None else stream_tensors(stream, config, preprocessor, progress)
     members = member_configs(config)
     networks, results = [], []
     try:

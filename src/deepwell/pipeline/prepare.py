@@ -51,12 +51,13 @@ class Prepared:
 
 
 def prepare(data: TableLike, target: str | None = None, config: ConfigLike = None, *, epochs: int | None = None,
-            seed: int | None = None, preset: Preset | None = None) -> Prepared:
+            seed: int | None = None, preset: Preset | None = None, progress: bool = False) -> Prepared:
     """Read `data` (table file, class folders or DataFrame), resolve the config, decode files, split. A table
-    too large for memory (data.streaming) is streamed instead: pipeline/streaming.py."""
+    too large for memory (data.streaming) is streamed instead: pipeline/streaming.py (`progress`: a bar over its
+    first pass)."""
     streamed = _streamed_config(data, target, config)
     if streamed is not None:
-        return _prepare_stream(data, target, streamed, epochs, seed, preset)
+        return _prepare_stream(data, target, streamed, epochs, seed, preset, progress)
     frame, source, target, config = read_data(data, target, config)
     resolved = resolve(frame, source, target, config, epochs, seed, preset)
     identity = DataIdentity.of(data, frame)
@@ -67,12 +68,13 @@ def prepare(data: TableLike, target: str | None = None, config: ConfigLike = Non
     return Prepared(resolved, splits, run_source(data, source), frame, identity, skipped)
 
 
-def prepare_again(data: TableLike, config: Config, recorded: DataIdentity | None, run: str) -> Prepared:
+def prepare_again(data: TableLike, config: Config, recorded: DataIdentity | None, run: str,
+                  progress: bool = False) -> Prepared:
     """The same preparation as run `run`'s first one, from its saved (resolved) config; refuses changed data."""
     if config.data.streaming == "always" and isinstance(data, (str, Path)):
         identity = DataIdentity.of(data, pd.DataFrame())
         _same_data(identity, recorded, str(data), run)
-        return _stream_prepared(data, config, str(data), identity)
+        return _stream_prepared(data, config, str(data), identity, progress)
     frame, source, _, _ = read_data(data, config.target, config)
     identity = DataIdentity.of(data, frame)
     _same_data(identity, recorded, source if isinstance(data, (str, Path)) else "The DataFrame", run)
@@ -110,7 +112,7 @@ def _table_folder(path: str | Path) -> bool:
 
 
 def _prepare_stream(data: str | Path, target: str | None, config: Config, epochs: int | None, seed: int | None,
-                    preset: Preset | None) -> Prepared:
+                    preset: Preset | None, progress: bool) -> Prepared:
     """Column types and the task from the table's first rows, then the first streaming pass."""
     from deepwell.data.stream import TableStream
     from deepwell.pipeline.streaming import HEAD_ROWS
@@ -119,18 +121,33 @@ def _prepare_stream(data: str | Path, target: str | None, config: Config, epochs
     head = TableStream.open(data, config.data.batch_rows).head(HEAD_ROWS)
     resolved = resolve(head, source, target, config, epochs, seed, preset, streaming=True)
     resolved.data.streaming = "always"  # resolved: a resumed run streams too
-    return _stream_prepared(data, resolved, source, DataIdentity.of(data, head))
+    return _stream_prepared(data, resolved, source, DataIdentity.of(data, head), progress)
 
 
-def _stream_prepared(data: str | Path, config: Config, source: str, identity: DataIdentity) -> Prepared:
+def _stream_prepared(data: str | Path, config: Config, source: str, identity: DataIdentity,
+                     progress: bool) -> Prepared:
     from deepwell.data.stream import TableStream
     from deepwell.pipeline.streaming import check_streamable, first_pass
 
     check_streamable(config, source)
-    stream, samples = first_pass(TableStream.open(data, config.data.batch_rows), config, source)
+    stream, samples = first_pass(TableStream.open(data, config.data.batch_rows), config, source, progress,
+                                 base_dir_of(data))
     resolve_sizes(config, stream.sizes["train"])
+    samples, skipped = _sample_files(samples, config, source)
     frame = pd.concat([samples.train, samples.validation, samples.test], ignore_index=True)
-    return Prepared(config, samples, source, frame, identity, stream=stream)
+    return Prepared(config, samples, source, frame, identity, skipped, stream=stream)
+
+
+def _sample_files(samples: Splits, config: Config, source: str) -> tuple[Splits, list[SkippedFile]]:
+    """A streamed table's samples with their image/audio files decoded (their paths are absolute by now), the
+    columns' `auto` options fixed from the training sample's."""
+    parts, skipped = [], []
+    for part in (samples.train, samples.validation, samples.test):
+        if len(part):
+            part, bad = load_files(part, config, None, source)
+            skipped += bad
+        parts.append(part)
+    return Splits(*parts), skipped
 
 
 def run_source(data: TableLike, source: str) -> str:

@@ -55,7 +55,7 @@ def train(data: TableLike | None = None, target: str | None = None, *, config: C
         return _resume(RunFolder.existing(resume), data, quiet, tracking, callbacks, cluster)
     if data is None:
         raise DataError("No data given: pass a table file, a folder of class folders, or a DataFrame.")
-    prepared = prepare(data, target, config, epochs=epochs, seed=seed, preset=preset)
+    prepared = prepare(data, target, config, epochs=epochs, seed=seed, preset=preset, progress=not quiet)
     if cluster is not None:
         prepared.config.cluster = cluster
     run, tracker = _open(prepared, output, name, tracking)
@@ -110,7 +110,7 @@ def _resume(run: RunFolder, data: TableLike | None, quiet: bool, tracking: Track
         if recorded is None or not recorded.path:
             raise DataError(f"{run.path} was trained on a DataFrame; pass the same DataFrame to resume it.")
         data = recorded.path
-    prepared = prepare_again(data, Config.from_yaml(run.config), recorded, str(run.path))
+    prepared = prepare_again(data, Config.from_yaml(run.config), recorded, str(run.path), progress=not quiet)
     if cluster is not None:
         prepared.config.cluster = cluster
     run.write_info(status=RunStatus.RUNNING.value, error=None)

@@ -6,12 +6,16 @@ gives the trainer the same things `TensorData` does — its length, an epoch's b
 while holding only a window of chunks in memory: each epoch reads the chunks in a seeded order, `window` at a
 time, and shuffles the rows within the window (the local shuffle buffer of Ray Data and WebDataset). The next
 window is read by a thread while the current one trains.
+
+`StreamedData` is what the trainer asks of any data it does not hold whole: `ChunkData` here, and a Ray Train
+worker's shard (distributed/worker.py `ShardData`).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,12 +66,37 @@ def read_chunk(path: Path) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch
     return tensors, target, weight  # ids stay int32 in memory; a batch is widened when it is taken
 
 
-def _widened(tensor: torch.Tensor) -> torch.Tensor:
+def widened(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.long() if tensor.dtype == torch.int32 else tensor
 
 
-class ChunkData:
-    """A ChunkStore as the trainer's data: `len`, `epoch_batches`, `outputs`."""
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]
+"""(inputs, encoded target, row weights or None)."""
+
+
+class StreamedData(ABC):
+    """Rows the trainer reads in passes instead of holding them: how many, an epoch's batches, every row's
+    outputs."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def to(self, device: torch.device) -> StreamedData:
+        """The same rows, batches delivered on `device`."""
+
+    @abstractmethod
+    def epoch_batches(self, seed: int, batch_size: int) -> Iterator[Batch]:
+        """Every row once, in batches of `batch_size` (the last one may be smaller), in an order seeded by
+        `seed`."""
+
+    @abstractmethod
+    def outputs(self, network: nn.Module, task: Task) -> tuple[np.ndarray, torch.Tensor]:
+        """Every row's network outputs (eval mode) and encoded targets (on the CPU)."""
+
+
+class ChunkData(StreamedData):
+    """A ChunkStore as the trainer's data."""
 
     def __init__(self, store: ChunkStore, window: int = 4, device: torch.device | None = None) -> None:
         self.store, self.window, self.device = store, max(1, window), device or torch.device("cpu")
@@ -98,11 +127,11 @@ class ChunkData:
         if carry is not None:
             yield self._batch(*carry, torch.arange(len(carry[1])))
 
-    def _window(self, chunks: list[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    def _window(self, chunks: list[int]) -> Batch:
         return _concat([read_chunk(self.store.files[i]) for i in chunks])
 
     def _batch(self, inputs, target, weight, index: torch.Tensor):
-        batch = {k: _widened(v[index]).to(self.device) for k, v in inputs.items()}
+        batch = {k: widened(v[index]).to(self.device) for k, v in inputs.items()}
         return batch, target[index].to(self.device), None if weight is None else weight[index].to(self.device)
 
     def targets(self) -> torch.Tensor:
@@ -116,13 +145,13 @@ class ChunkData:
         return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
 
     def outputs(self, network: nn.Module, task: Task) -> tuple[np.ndarray, torch.Tensor]:
-        """Every row's network outputs (eval mode) and encoded targets, in store order."""
+        """In store order."""
         from deepwell.inference.network import network_outputs
 
         outs, targets = [], []
         for path in self.store.files:
             inputs, target, _ = read_chunk(path)
-            outs.append(network_outputs(network, {k: _widened(v) for k, v in inputs.items()}, task, self.device))
+            outs.append(network_outputs(network, {k: widened(v) for k, v in inputs.items()}, task, self.device))
             targets.append(target)
         if not outs:
             return np.zeros((0,)), torch.zeros(0)
@@ -133,7 +162,7 @@ def _take(inputs: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, tor
     return {k: v[index] for k, v in inputs.items()}
 
 
-def _concat(parts: list[tuple]) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+def _concat(parts: list[tuple]) -> Batch:
     if len(parts) == 1:
         return parts[0]
     inputs = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}

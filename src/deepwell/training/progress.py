@@ -82,3 +82,29 @@ class EpochProgress:
                                 + (" [green]★ best so far[/]" if improved else ""))
         self.progress.update(self.epochs, advance=1)
         self.progress.reset(self.batches, total=self.steps_per_epoch)
+
+
+class RowProgress:
+    """One bar over a pass through a streamed table's rows (or a running count where the total is unknown).
+    No-op when disabled."""
+
+    def __init__(self, description: str, total: int | None, enabled: bool, console: Console | None = None) -> None:
+        self.enabled = enabled
+        if enabled:
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("rows"), TimeRemainingColumn(), console=console, transient=True,
+                                     refresh_per_second=2)
+            self.task = self.progress.add_task(description, total=total)
+
+    def __enter__(self) -> RowProgress:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def advance(self, rows: int) -> None:
+        if self.enabled:
+            self.progress.advance(self.task, rows)

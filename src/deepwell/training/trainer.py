@@ -27,7 +27,7 @@ from deepwell.runtime import available_cpus, interrupt_handled, interrupt_pendin
 from deepwell.task import Task
 from deepwell.training.callbacks.base import Callback
 from deepwell.training.checkpoint import load_checkpoint
-from deepwell.training.chunks import ChunkData
+from deepwell.training.chunks import StreamedData
 from deepwell.training.schedule import learning_rate_at
 from deepwell.training.state import EpochResult, FitResult, StopReason
 
@@ -49,10 +49,10 @@ class TensorData:
                           None if self.weight is None else self.weight.to(device))
 
 
-def all_outputs(network: nn.Module, data: TensorData | ChunkData, task: Task,
+def all_outputs(network: nn.Module, data: TensorData | StreamedData, task: Task,
                 device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
     """Every row's outputs (eval mode) and its encoded target (on the CPU)."""
-    if isinstance(data, ChunkData):
+    if isinstance(data, StreamedData):
         return data.outputs(network, task)
     return network_outputs(network, data.inputs, task, device), data.target.cpu()
 
@@ -76,11 +76,11 @@ TrainBatch = tuple[dict[str, Any], torch.Tensor, torch.Tensor | None]
 """(inputs, target, row weights or None) of one training step."""
 
 
-def epoch_batches(data: TensorData | ChunkData, seed: int, batch_size: int, steps: int,
+def epoch_batches(data: TensorData | StreamedData, seed: int, batch_size: int, steps: int,
                   device: torch.device) -> Iterator[TrainBatch]:
     """One epoch's batches, in an order seeded by `seed`: a random permutation of in-memory rows, or chunks
     read from disk in a seeded order and shuffled within a window (training/chunks.py)."""
-    if isinstance(data, ChunkData):
+    if isinstance(data, StreamedData):
         yield from data.epoch_batches(seed, batch_size)
         return
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).to(device)
@@ -395,7 +395,7 @@ class Trainer:
         norm = weight if classes is None else weight * classes[target]
         return (rows * weight).sum() / norm.sum().clamp_min(1e-12)
 
-    def _validate(self, data: TensorData | ChunkData) -> dict[str, float]:
+    def _validate(self, data: TensorData | StreamedData) -> dict[str, float]:
         outputs, target = all_outputs(self.network, data, self.task, self.device)
         loss = validation_loss(outputs, target, self.task)
         metrics = self.metric_fn(outputs, target.numpy())
