@@ -214,3 +214,44 @@ def test_saved_model_holds_the_averaged_weights_and_averaging_can_be_turned_off(
     assert saved["training"]["average_epochs"] == 1.0
     frame = pd.read_csv(breast_cancer_csv).drop(columns="diagnosis").head(50)
     assert not np.allclose(averaged.predict_proba(frame), raw.predict_proba(frame))
+
+
+def test_mixed_precision_on_the_cpu_trains_in_bfloat16_only_where_native_and_asked(monkeypatch):
+    import torch
+
+    from deepwell.config import ModelConfig, TrainingConfig
+    from deepwell.models.network import TabularNetwork
+    from deepwell.task import Task
+    from deepwell.training import trainer as trainer_module
+    from deepwell.training.trainer import TensorData, Trainer
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 4, generator=generator)
+    y = (x[:, 0] - x[:, 1] > 0).long()
+    train, validation = TensorData({"numeric": x[:384]}, y[:384]), TensorData({"numeric": x[384:]}, y[384:])
+
+    def fitted(setting, native: bool) -> Trainer:
+        monkeypatch.setattr(trainer_module, "native_cpu_bfloat16", lambda: native)
+        torch.manual_seed(0)
+        network = TabularNetwork({"numeric": {"kind": "numeric", "width": 4}},
+                                 ModelConfig(hidden_layers=1, hidden_width=32, numeric_embedding="none"), 2)
+        config = TrainingConfig(epochs=8, batch_size=32, seed=0, device="cpu", mixed_precision=setting)
+        accuracy = lambda p, t: {"accuracy": float((p.argmax(1) == t).mean())}  # noqa: E731
+        trainer = Trainer(network, Task.BINARY, config, accuracy)
+        trainer.fit(train, validation)
+        return trainer
+
+    assert fitted("always", native=False).amp_dtype is None  # emulated bfloat16 would be slower: float32
+    assert fitted("auto", native=True).amp_dtype is None  # auto: CUDA only
+    assert fitted(True, native=True).amp_dtype is None  # an older config's true is auto
+    assert TrainingConfig(mixed_precision=False).mixed_precision == "never"
+    # (autocast emulates bfloat16 where the CPU lacks it: the same numbers, slower)
+    bf16 = fitted("always", native=True)
+    assert bf16.amp_dtype == torch.bfloat16
+    # the weights and their checkpoints stay float32, and it learns as float32 does
+    assert all(p.dtype == torch.float32 for p in bf16.network.parameters())
+    full = fitted("never", native=True)
+    assert bf16.result.history[-1].validation["accuracy"] >= 0.9
+    assert abs(bf16.result.history[-1].validation["accuracy"] - full.result.history[-1].validation["accuracy"]) < 0.05
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainingConfig(mixed_precision="sometimes")

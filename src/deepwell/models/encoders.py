@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepwell.models.dropout import Dropout
+
 
 class NumericEncoder(nn.Module):
     """The concatenated numeric block goes to the trunk as it is: it is already standardised."""
@@ -108,7 +110,7 @@ class CategoryEncoder(nn.Module):
         super().__init__()
         self.embedding = nn.Embedding(num_embeddings, dim)
         nn.init.normal_(self.embedding.weight, std=BagOfTokensEncoder.INITIAL_STD)  # as for tokens, see there
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_dim = dim
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
@@ -133,7 +135,7 @@ class BagOfTokensEncoder(nn.Module):
         with torch.no_grad():  # small, so training moves the rows a token touches (torch's N(0, 1) drowns them)
             nn.init.normal_(self.bag.weight, std=self.INITIAL_STD)
             self.bag.weight[0].zero_()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.split = split
         self.output_dim = dim * (2 if split else 1)
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from deepwell.config import SMOOTH_SCALE, ModelConfig
+from deepwell.models.dropout import Dropout
 from deepwell.models.encoders import build_encoder
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -29,7 +30,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int, config: ModelConfig) -> None:
         super().__init__()
         self.body = nn.Sequential(_norm(config.normalization, width), nn.Linear(width, width),
-                                  ACTIVATIONS[config.activation](), nn.Dropout(config.dropout))
+                                  ACTIVATIONS[config.activation](), Dropout(config.dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -56,7 +57,7 @@ class TabularNetwork(nn.Module):
         else:
             for i in range(config.hidden_layers):
                 layers += [nn.Linear(width_in if i == 0 else width, width), _norm(config.normalization, width),
-                           act(), nn.Dropout(config.dropout)]
+                           act(), Dropout(config.dropout)]
         self.trunk = nn.Sequential(*layers)
         self.head = nn.Linear(width, output_dim)
 

@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepwell.models.dropout import Dropout
+
 
 class TextCNNEncoder(nn.Module):
     """Embeddings → convolutions of widths 3 and 5 → max over the text's positions (padding excluded)."""
@@ -16,7 +18,7 @@ class TextCNNEncoder(nn.Module):
         dim = int(spec["dim"])
         self.embedding = nn.Embedding(int(spec["num_embeddings"]), dim, padding_idx=0)
         self.convolutions = nn.ModuleList(nn.Conv1d(dim, dim, k, padding=k // 2) for k in (3, 5))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_dim = 2 * dim
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -38,7 +40,7 @@ class TextTransformerEncoder(nn.Module):
                                            norm_first=True, activation="gelu")
         self.layers = nn.TransformerEncoder(layer, int(spec["layers"]), enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output_dim = dim
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

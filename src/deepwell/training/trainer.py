@@ -115,6 +115,12 @@ def batches(data: TensorData, order: torch.Tensor, batch_size: int, steps: int
         yield index, inputs, data.target[index]
 
 
+def native_cpu_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX): elsewhere autocast would
+    emulate it, slower than float32."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def decoding_workers() -> int:
     """Worker processes decoding files: the CPUs this process may use but one, at least one, at most eight."""
     return max(1, min(8, available_cpus() - 1))
@@ -330,11 +336,16 @@ class Trainer:
 
     # --- one epoch --------------------------------------------------------------------------------
     def _mixed_precision(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
-        if self.device.type != "cuda" or not self.config.mixed_precision:
+        """The training steps' autocast dtype (and a gradient scaler for float16), per `mixed_precision`."""
+        setting = self.config.mixed_precision
+        if setting == "never":
             return None, None
-        if torch.cuda.is_bf16_supported():
-            return torch.bfloat16, None
-        return torch.float16, torch.amp.GradScaler("cuda")
+        if self.device.type == "cuda":
+            if torch.cuda.is_bf16_supported():
+                return torch.bfloat16, None
+            return torch.float16, torch.amp.GradScaler("cuda")
+        native = setting == "always" and self.device.type == "cpu" and native_cpu_bfloat16()
+        return (torch.bfloat16, None) if native else (None, None)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -364,7 +375,7 @@ class Trainer:
                 group["lr"] = lr * group["lr_scale"]
             with self._autocast():
                 output = self.stepped(batch)
-                loss = self._loss(output, target, weight)
+                loss = self._loss(output.float(), target, weight)  # the loss in float32 under autocast
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
