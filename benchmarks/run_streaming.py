@@ -67,9 +67,27 @@ def generate_part(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     return frame
 
 
+def rss_timeline(every: float = 5.0) -> list[tuple[float, int]]:
+    """(seconds, resident MB) of this process every `every` seconds, filled by a daemon thread until exit."""
+    import threading
+
+    timeline: list[tuple[float, int]] = []
+    started = time.perf_counter()
+
+    def sample() -> None:
+        while True:
+            rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS"))
+            timeline.append((round(time.perf_counter() - started), rss // 1024))
+            time.sleep(every)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return timeline
+
+
 def child(folder: Path, epochs: int, output: Path) -> dict:
     import deepwell as dw
 
+    timeline = rss_timeline()
     started = time.perf_counter()
     config = {"data": {"streaming": "always"}, "explain": {"enabled": False},
               "columns": {"note": {"type": "text"}}}
@@ -84,7 +102,8 @@ def child(folder: Path, epochs: int, output: Path) -> dict:
             "majority_accuracy": round(metrics.test.baseline["accuracy"], 4),
             "batch_size": training.batch_size, "parameters": training.parameters,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
+            "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+            "rss_timeline_mb": list(timeline)}
 
 
 def in_memory(folder: Path, batch_size: int, rows: int = 1_000_000) -> dict:
