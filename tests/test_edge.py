@@ -125,7 +125,7 @@ def test_an_image_model_exports_and_static_int8_is_calibrated(digits_folder, tmp
 
 def test_an_audio_model_exports_with_the_spectrogram_in_the_graph(spoken_words, tmp_path):
     config = {"target": "word", "split": {"column": "split"}, "columns": {"voice": {"type": "ignore"}}}
-    model = dw.train(spoken_words, config=config, output=tmp_path / "runs", epochs=3, **QUIET)
+    model = dw.train(spoken_words, config=config, output=tmp_path / "runs", epochs=12, **QUIET)
     table = pd.read_csv(spoken_words)
     rows = table[table["split"] == "test"][["audio", "word"]]
     report = export_model(model, tmp_path / "int8", rows, quantize="int8", base_dir=spoken_words.parent,
