@@ -15,10 +15,10 @@ from torch import nn
 _LEVELS = 1 << 16
 
 
-def keep_mask(shape: torch.Size, p: float, device: torch.device | None = None) -> torch.Tensor:
+def keep_mask(shape: torch.Size, p: float) -> torch.Tensor:
     """A bool tensor of `shape`, each element True with probability 1 - p (p rounded to 1/65,536)."""
     count = shape.numel()
-    draws = torch.empty((count + 2) // 3, dtype=torch.int64, device=device).random_()  # 63 uniform bits each
+    draws = torch.empty((count + 2) // 3, dtype=torch.int64).random_()  # 63 uniform bits each
     levels = draws.view(torch.int16).view(-1, 4)[:, :3].reshape(-1)[:count]  # the low three 16-bit parts
     return (levels >= round(p * _LEVELS) - _LEVELS // 2).view(shape)
 
