@@ -9,7 +9,7 @@ from deepwell.models.dropout import Dropout, keep_mask
 @pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
 def test_the_mask_drops_each_element_with_probability_p(p):
     torch.manual_seed(0)
-    mask = keep_mask(torch.Size([600, 1001]), p)  # not a multiple of 3: the last draw is cut
+    mask = keep_mask(torch.Size([600, 1001]), p)  # not a multiple of 4: the last draw is cut
     assert mask.shape == (600, 1001) and mask.dtype == torch.bool
     dropped = 1 - mask.float().mean().item()
     assert dropped == pytest.approx(p, abs=0.004)  # 600k Bernoulli draws: 5 standard errors at p = 0.5 is 0.0032

@@ -228,15 +228,34 @@ def test_the_bag_also_embeds_token_pairs_seen_in_training():
     vocabulary = feature.tokenizer.get_vocab_size()
     assert len(feature.ngram_keys) > 0  # "free prize", "see you", …
     ids = feature.transform(pd.Series(["free prize", "prize free"]))
-    assert ids.shape == (2, 6 + 5)  # tokens, then one slot per adjacent pair
-    assert (ids[0, 6:] >= vocabulary).sum() == 1 and (ids[1, 6:] == 0).all()  # an unseen pair is padding
+    assert feature.word_width == 4  # "call now free prize": the longest training text, not max_tokens
+    assert ids.shape == (2, 4 + 3)  # tokens, then one slot per adjacent pair
+    assert (ids[0, 4:] >= vocabulary).sum() == 1 and (ids[1, 4:] == 0).all()  # an unseen pair is padding
     restored = TextFeature("text", ColumnConfig(type="text", max_tokens=6))
     restored.set_state(json.loads(json.dumps(feature.get_state())))
     np.testing.assert_array_equal(restored.transform(pd.Series(["free prize"])), ids[:1])
     assert feature.encoder_spec()["num_embeddings"] == vocabulary + len(feature.ngram_keys)
     tokens_only = TextFeature("text", ColumnConfig(type="text", max_tokens=6, text=TextOptions(ngrams=1)))
     tokens_only.fit(texts)
-    assert tokens_only.transform(texts).shape == (len(texts), 6)
+    assert tokens_only.transform(texts).shape == (len(texts), 4)
+
+
+def test_a_bag_is_as_wide_as_the_longest_training_text_and_older_models_keep_max_tokens():
+    texts = pd.Series(["a b", "a b c", "c d", "d a b"] * 3)
+    feature = TextFeature("text", ColumnConfig(type="text", max_tokens=8, text=TextOptions(ngrams=1)))
+    feature.fit(texts)
+    assert feature.word_width == 3
+    longer = feature.transform(pd.Series(["a b c d a"]))  # longer than any training text: its first 3 tokens
+    np.testing.assert_array_equal(longer, feature.transform(pd.Series(["a b c"])))
+    state = json.loads(json.dumps(feature.get_state()))
+    del state["word_width"]  # a model saved before the width was fitted
+    older = TextFeature("text", ColumnConfig(type="text", max_tokens=8, text=TextOptions(ngrams=1)))
+    older.set_state(state)
+    assert older.transform(texts).shape == (len(texts), 8)
+    np.testing.assert_array_equal(older.transform(texts)[:, :3], feature.transform(texts))
+    sequence = TextFeature("text", ColumnConfig(type="text", max_tokens=8, text=TextOptions(encoder="cnn")))
+    sequence.fit(texts)
+    assert sequence.word_width == 0 and sequence.transform(texts).shape == (len(texts), 8)  # positions kept
 
 
 def test_character_ngrams_make_their_own_bag_beside_the_tokens():
@@ -256,7 +275,7 @@ def test_character_ngrams_make_their_own_bag_beside_the_tokens():
     assert frequency[ranks[0]] <= frequency[ranks[-1]]  # rarest first: what a long text keeps
     ids = feature.transform(pd.Series(["free lunch", "zzz"]))
     split = feature.encoder_spec()["split"]
-    assert split == 6 + 5 and ids.shape == (2, split + feature.character_width)
+    assert split == 5 + 4 and ids.shape == (2, split + feature.character_width)  # "call now , free prize"
     first = feature.tokenizer.get_vocab_size() + len(feature.ngram_keys)
     assert (ids[0, split:] >= first).sum() == len(_grams(["free", "lunch"], 3))
     assert (ids[1, split:] == 0).all()  # nothing seen in training: all padding

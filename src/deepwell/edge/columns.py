@@ -142,7 +142,7 @@ class Text(Column):
 
         super().__init__(item, folder)
         self.tokenizer = Tokenizer.from_str(item["tokenizer"])
-        self.max_tokens = int(self.options["max_tokens"])
+        self.words = int(item.get("word_width") or self.options["max_tokens"])  # ids per text, as the feature
         self.ngram_keys = np.asarray(item.get("ngram_keys", []), dtype=np.int64)
         self.characters: dict[str, int] | None = item.get("characters")
         self.character_width = int(item.get("character_width", 0))
@@ -152,7 +152,7 @@ class Text(Column):
 
     def transform(self, table: Table, errors: dict[int, str]) -> np.ndarray:
         texts = ["" if is_missing(v) else str(v) for v in table.columns[self.name]]
-        tokens = token_ids(self.tokenizer, texts, self.max_tokens)
+        tokens = token_ids(self.tokenizer, texts, self.words)
         vocabulary = self.tokenizer.get_vocab_size()
         columns = [tokens]
         for n in range(2, self.ngrams + 1 if len(self.ngram_keys) else 2):

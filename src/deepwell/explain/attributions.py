@@ -242,7 +242,7 @@ def _add_tokens(tokens: dict[str, list[list[tuple[str, float]]]], preprocessor: 
     """A bag is a mean of token vectors, so its share splits over the row's ids exactly: id t in a row with n ids
     gets (E[t] / n) · gradient. A token n-gram's share goes to its n words evenly; character n-grams are one entry."""
     feature = next(f for f in preprocessor.features if f.key == key)
-    dim, words = encoder.bag.embedding_dim, feature.options.max_tokens
+    dim, words = encoder.bag.embedding_dim, feature.words
     split = encoder.split or ids.shape[1]
     parts = [(ids[:, :split], gradient[:, :dim])] + ([(ids[:, split:], gradient[:, dim:])] if encoder.split else [])
     shares = []

@@ -65,6 +65,7 @@ class TextFeature(Feature):
     ngram_keys: np.ndarray = np.zeros(0, dtype=np.int64)  # sorted keys of the n-grams kept (see _keys)
     characters: dict[str, int] | None = None  # character n-gram → its id among them, rarest in training first
     character_width: int = 0  # character n-gram ids kept per text (the most any training text has, ≤ MAX)
+    word_width: int = 0  # a bag's token ids kept per text (the most any training text has, ≤ max_tokens); 0: max_tokens
 
     @property
     def character_n(self) -> int:
@@ -75,9 +76,12 @@ class TextFeature(Feature):
         texts = values.dropna().astype(str).tolist()
         self.tokenizer = train_tokenizer(texts, self.text.tokenizer, self.options.max_vocabulary,
                                          self.options.min_frequency)
-        self.ngram_keys = np.zeros(0, dtype=np.int64)
-        if self.text.ngrams > 1 and self.text.encoder == "bag":
+        self.ngram_keys, self.word_width = np.zeros(0, dtype=np.int64), 0
+        if self.text.encoder == "bag":  # padding is wasted work in a bag: as wide as the longest training text
             tokens = self._token_ids(values.dropna())
+            self.word_width = max(1, int((tokens != 0).sum(axis=1).max(initial=0)))
+            tokens = tokens[:, :self.word_width]
+        if self.text.ngrams > 1 and self.text.encoder == "bag":
             keys = np.concatenate([_keys(tokens, n, self.tokenizer.get_vocab_size()).ravel()
                                    for n in range(2, self.text.ngrams + 1)])
             found, counts = np.unique(keys[keys >= 0], return_counts=True)
@@ -134,14 +138,19 @@ class TextFeature(Feature):
         return ids
 
     @property
+    def words(self) -> int:
+        """Token ids per text: `word_width` for a bag, `max_tokens` for the sequence encoders (and older models)."""
+        return self.word_width or self.options.max_tokens
+
+    @property
     def token_width(self) -> int:
         """Columns of token and token n-gram ids before the character n-grams."""
-        n = self.options.max_tokens
+        n = self.words
         return n + sum(max(0, n - k + 1) for k in range(2, self.text.ngrams + 1)) if len(self.ngram_keys) else n
 
     def _token_ids(self, values: pd.Series) -> np.ndarray:
         texts = values.astype("string").fillna("").tolist()
-        return _token_ids(self.tokenizer, texts, self.options.max_tokens)
+        return _token_ids(self.tokenizer, texts, self.words)
 
     def encoder_spec(self) -> dict[str, Any]:
         dim = self.options.embedding_dim or 128
@@ -153,6 +162,8 @@ class TextFeature(Feature):
 
     def get_state(self) -> dict[str, Any]:
         state = {"tokenizer": self.tokenizer.to_str(), "ngram_keys": self.ngram_keys.tolist()}
+        if self.word_width:
+            state["word_width"] = self.word_width
         if self.characters:
             state.update(characters=self.characters, character_width=self.character_width)
         return state
@@ -164,3 +175,4 @@ class TextFeature(Feature):
         self.ngram_keys = np.asarray(state.get("ngram_keys", []), dtype=np.int64)
         self.characters = state.get("characters")
         self.character_width = int(state.get("character_width", 0))
+        self.word_width = int(state.get("word_width", 0))
