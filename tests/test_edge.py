@@ -130,8 +130,16 @@ def test_an_audio_model_exports_with_the_spectrogram_in_the_graph(spoken_words, 
     rows = table[table["split"] == "test"][["audio", "word"]]
     report = export_model(model, tmp_path / "int8", rows, quantize="int8", base_dir=spoken_words.parent,
                           calibration=table[table["split"] == "train"][["audio"]],
-                          calibration_dir=spoken_words.parent)
-    assert report.quantization == "static" and report.agreement >= 0.99
+                          calibration_dir=spoken_words.parent, min_agreement=0.0)
+    # int8 follows fp32 closely (an int8 spectrogram once made it 0% agreement); a 12-epoch model on 32 clips has
+    # near-ties (its two likeliest words within 0.001), where any error may flip a label: judged apart
+    assert report.quantization == "static" and report.int8_max_difference < 0.02
+    files = rows[["audio"]].assign(audio=[str(spoken_words.parent / a) for a in rows["audio"]])
+    top = np.sort(model.predict_proba(files), axis=1)
+    clear = (top[:, -1] - top[:, -2]) > 2 * report.int8_max_difference
+    int8 = edge.load(tmp_path / "int8").predict(files.to_dict("records"))
+    assert clear.sum() >= len(rows) // 2
+    assert (np.asarray(int8.predictions, dtype=object) == model.predict(files))[clear].all()
     export_model(model, tmp_path / "audio", rows, base_dir=spoken_words.parent)
     _same_outputs(model, tmp_path / "audio", rows[["audio"]], base_dir=spoken_words.parent)
     contents = [{"audio": (spoken_words.parent / path).read_bytes()} for path in rows["audio"].head(3)]

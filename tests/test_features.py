@@ -82,9 +82,14 @@ def test_unseen_and_missing_categories_use_their_buckets(table):
 def test_text_becomes_padded_token_ids(table):
     pre = fit(table)
     tokens = pre.transform(table.head(3))["review"]
-    assert tokens.dtype == torch.int64 and tokens.shape == (3, 64 + 63)  # 64 tokens, then 63 token pairs
+    words = next(f for f in pre.features if f.name == "review").word_width  # the longest training review, ≤ 64
+    longest = pre.transform(table)["review"][:, :words]
+    assert 1 < words < 64 and (longest[:, -1] != 0).any()  # some review fills it
+    assert tokens.dtype == torch.int64 and tokens.shape == (3, words + words - 1)  # tokens, then token pairs
     assert (tokens[:, 0] > 1).all()  # first token known
-    assert (tokens[:, 10:64] == 0).all() and (tokens[:, 64 + 10:] == 0).all()  # padding
+    lengths = (tokens[:, :words] != 0).sum(dim=1)
+    for row, length in enumerate(lengths.tolist()):  # padding after each review's tokens and pairs
+        assert (tokens[row, length:words] == 0).all() and (tokens[row, words + length - 1:] == 0).all()
 
 
 def test_datetime_is_expanded_and_binary_is_zero_one(table):

@@ -226,7 +226,8 @@ def print_export(console: Console, report: Any) -> None:
                   f"outputs are within {report.max_difference:.2g} of the full model's")
     if report.quantization:
         console.print(f"  int8 ({report.quantization}): model.onnx {report.fp32_graph_bytes / 1e6:.2f} MB → "
-                      f"{report.graph_bytes / 1e6:.2f} MB, {report.agreement:.2%} of predictions as fp32's")
+                      f"{report.graph_bytes / 1e6:.2f} MB, {report.agreement:.2%} of predictions as fp32's, "
+                      f"outputs within {report.int8_max_difference:.2g}")
     if report.accuracy:
         metric = "accuracy" if all(v <= 1 for v in report.accuracy.values()) else "RMSE"
         console.print("  " + metric + " on those rows: " +

@@ -51,13 +51,15 @@ class ExportReport:
     quantization: str | None = None  # "dynamic" or "static" int8
     fp32_graph_bytes: int | None = None
     agreement: float | None = None  # int8 vs fp32: share of labels equal (or values within 0.1 target std)
+    int8_max_difference: float | None = None  # largest |int8 − fp32| output (probability, or value in target stds)
     accuracy: dict[str, float] = field(default_factory=dict)  # fp32 / int8 on check rows that carry the target
     source: str = "the rows given"  # where the check rows came from
 
     def to_dict(self) -> dict[str, Any]:
         return {"size_bytes": self.size_bytes, "graph_bytes": self.graph_bytes, "max_difference": self.max_difference,
                 "rows_checked": self.rows_checked, "quantization": self.quantization,
-                "fp32_graph_bytes": self.fp32_graph_bytes, "agreement": self.agreement, "accuracy": self.accuracy}
+                "fp32_graph_bytes": self.fp32_graph_bytes, "agreement": self.agreement,
+                "int8_max_difference": self.int8_max_difference, "accuracy": self.accuracy}
 
 
 def export(model: Model, output: str | Path, *, data: pd.DataFrame | str | Path | None = None,
@@ -211,15 +213,20 @@ def _quantize(model: Model, folder: Path, rows: pd.DataFrame, base_dir: Path | N
     else:
         agree = np.asarray([a == b for a, b in zip(int8.predictions, fp32.predictions, strict=True)])
     report.agreement = float(agree.mean())
+    difference = np.abs(np.asarray(int8.outputs, float) - np.asarray(fp32.outputs, float))
+    report.int8_max_difference = float(np.nanmax(difference, initial=0.0))
     report.graph_bytes = (folder / "model.onnx").stat().st_size
     if model.target in rows.columns:
         report.accuracy["int8"] = _score(model, rows, np.asarray(int8.predictions, dtype=object))
     if report.agreement < min_agreement:
         raise ModelFileError(f"int8 ({report.quantization}) agrees with fp32 on {report.agreement:.2%} of "
                              f"{len(rows)} held-out rows, below the {min_agreement:.2%} asked for "
-                             f"(--min-agreement); nothing was written. Export without --quantize, or lower the bar.")
+                             f"(--min-agreement); its outputs differ from fp32's by {report.int8_max_difference:.3g} "
+                             "at most, so rows whose two likeliest classes are closer than that can flip. Nothing "
+                             "was written. Export without --quantize, or lower the bar.")
     from deepwell.edge.model import INFO
 
     info = json.loads((folder / INFO).read_text(encoding="utf-8"))
-    info["quantization"] = {"method": report.quantization, "agreement": report.agreement, "rows": len(rows)}
+    info["quantization"] = {"method": report.quantization, "agreement": report.agreement, "rows": len(rows),
+                            "max_difference": report.int8_max_difference}
     write_json(folder / INFO, info)
