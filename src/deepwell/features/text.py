@@ -77,22 +77,27 @@ class TextFeature(Feature):
         self.tokenizer = train_tokenizer(texts, self.text.tokenizer, self.options.max_vocabulary,
                                          self.options.min_frequency)
         self.ngram_keys, self.word_width = np.zeros(0, dtype=np.int64), 0
-        if self.text.encoder == "bag":  # padding is wasted work in a bag: as wide as the longest training text
-            tokens = self._token_ids(values.dropna())
-            self.word_width = max(1, int((tokens != 0).sum(axis=1).max(initial=0)))
-            tokens = tokens[:, :self.word_width]
-        if self.text.ngrams > 1 and self.text.encoder == "bag":
-            keys = np.concatenate([_keys(tokens, n, self.tokenizer.get_vocab_size()).ravel()
-                                   for n in range(2, self.text.ngrams + 1)])
-            found, counts = np.unique(keys[keys >= 0], return_counts=True)
-            frequent = found[counts >= self.options.min_frequency]
-            if len(frequent) > self.options.max_vocabulary:  # the most frequent ones
-                order = np.argsort(-counts[counts >= self.options.min_frequency], kind="stable")
-                frequent = np.sort(frequent[order[:self.options.max_vocabulary]])
-            self.ngram_keys = frequent
         self.characters, self.character_width = None, 0
-        if self.character_n >= 2 and self.text.encoder == "bag" and texts:
+        if self.text.encoder != "bag":
+            return
+        tokens = self._token_ids(values.dropna())  # max_tokens wide while word_width is 0
+        self.word_width = max(1, int((tokens != 0).sum(axis=1).max(initial=0)))  # padding is wasted work in a bag
+        if self.text.ngrams > 1:
+            self.ngram_keys = self._frequent_ngrams(tokens[:, :self.word_width])
+        if self.character_n >= 2 and texts:
             self._fit_characters(texts)
+
+    def _frequent_ngrams(self, tokens: np.ndarray) -> np.ndarray:
+        """Sorted keys of the token n-grams (2 to `ngrams`) seen at least min_frequency times, the most frequent
+        max_vocabulary of them."""
+        keys = np.concatenate([_keys(tokens, n, self.tokenizer.get_vocab_size()).ravel()
+                               for n in range(2, self.text.ngrams + 1)])
+        found, counts = np.unique(keys[keys >= 0], return_counts=True)
+        frequent = found[counts >= self.options.min_frequency]
+        if len(frequent) > self.options.max_vocabulary:  # the most frequent ones
+            order = np.argsort(-counts[counts >= self.options.min_frequency], kind="stable")
+            frequent = np.sort(frequent[order[:self.options.max_vocabulary]])
+        return frequent
 
     def _fit_characters(self, texts: list[str]) -> None:
         vectorizer = self._vectorizer(None)
