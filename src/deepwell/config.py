@@ -27,6 +27,7 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 SMOOTH_SCALE, SHARP_SCALE = 0.1, (0.1, 30.0)  # periodic_scale: auto races these two
 RACE_VALIDATION_ROWS, RACE_EPOCHS = 500, 3
 PATIENCE_STEPS = 200  # auto patience: at least this many optimiser steps without improvement before stopping
+LEVEL_REPEATS, MAX_LEVELS = 5.0, 1000  # a number's `levels: auto`: values repeated this often, at most this many
 
 
 class _Strict(BaseModel):
@@ -169,6 +170,10 @@ class ColumnConfig(_Strict):
     max_vocabulary: int = Field(20000, ge=2, description="category: most frequent values kept; text: vocabulary size")
     max_tokens: int = Field(64, ge=1, description="text: tokens kept per value")
     embedding_dim: int | None = Field(None, ge=1, description="category/text: None picks by cardinality")
+    levels: bool | Literal["auto"] = Field(
+        "auto", description="number: also embed each frequent value as a category beside the number, for numbers "
+        "whose few values stand for things (a site's rate, a town's tax, a code), which a smooth function of the "
+        "number cannot tell apart; auto: when its values repeat at least data.level_repeats times on average")
     text: TextOptions | None = Field(None, description="text columns: tokenizer and encoder")
     image: ImageOptions | None = Field(None, description="image columns: decoding, augmentation, CNN size")
     audio: AudioOptions | None = Field(None, description="audio columns: decoding, spectrogram, CNN size")
@@ -241,6 +246,10 @@ class DataConfig(_Strict):
                              "explanations, the bias audit and predictions.csv use the samples")
     cache_dir: Path | None = Field(None, description="streaming: where the transformed chunks are written while "
                                    "training (deleted after); None: the system's temporary folder")
+    level_repeats: float = Field(
+        LEVEL_REPEATS, ge=0, description="a number column with `levels: auto` is also embedded as levels when it has "
+        "at least 3 distinct values and its rows repeat each value at least this often on average (at most "
+        f"{MAX_LEVELS} values); 0: never")
 
 
 class ClusterConfig(_Strict):

@@ -114,7 +114,10 @@ class _DeepwellEstimator(BaseEstimator):
             config.columns = {name: ColumnConfig(type="number") for name in frame.columns
                               if name not in (target, weights)}
         config = resolve_config(frame, config, "X")
+        from deepwell.data.inference import resolve_levels
         from deepwell.pipeline.presets import resolve_sizes
+
+        resolve_levels(config, frame)
 
         return resolve_sizes(config, int(len(frame) * (1 - fraction)))
 

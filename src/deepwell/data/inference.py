@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from deepwell.config import MAX_LEVELS, Config
 from deepwell.data.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, looks_like_media
 from deepwell.errors import DataError
 from deepwell.task import Task
@@ -92,6 +93,81 @@ def _numeric_type(name: object, values: pd.Series) -> tuple[str, str]:
     if distinct == 1:
         return "number", "constant: carries no information"
     return "number", ""
+
+
+LEVEL_BINS, LEVEL_GAIN, LEVEL_FOLDS, LEVEL_PRIOR = 10, 0.02, 5, 5.0
+"""The levels screen: a number's values, told apart, must cut the out-of-fold error of its LEVEL_BINS quantile bins
+by LEVEL_GAIN (per-value means shrunk toward the fold's mean by LEVEL_PRIOR rows). Chosen on the suite's tune part
+(results/ablation-levels.md): it keeps Adult's capital gains, Boston's tax rates and fishing's catch rates, and
+leaves out ages and incomes, whose levels only fitted noise (chile, participation, slid)."""
+
+
+def resolve_levels(config: Config, train: pd.DataFrame) -> Config:
+    """Each number column's `levels: auto` → whether its values repeat like labels and, told apart, predict the
+    target better than its magnitude does, judged on the training rows only (in place)."""
+    target = None
+    for name, column in config.columns.items():
+        if column.type != "number" or column.levels != "auto":
+            continue
+        column.levels = False
+        if not repeats_as_levels(train[name], config.data.level_repeats, MAX_LEVELS):
+            continue
+        if target is None:
+            target = _target_matrix(train[config.target], config.task)
+        x = pd.to_numeric(train[name], errors="coerce").to_numpy(dtype=float)
+        known = ~np.isnan(x) & ~np.isnan(target).any(axis=1)
+        column.levels = levels_predict_better(x[known], target[known], config.training.seed)
+    return config
+
+
+def repeats_as_levels(values: pd.Series, repeats: float, max_levels: int) -> bool:
+    """Whether a number column's values repeat like labels: at least 3 distinct values, at most `max_levels`,
+    each held by `repeats` rows or more on average (a site's catch rate, a town's tax rate, a code)."""
+    if repeats <= 0:
+        return False
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    distinct = numbers.nunique()
+    return 3 <= distinct <= max_levels and len(numbers) >= repeats * distinct
+
+
+def levels_predict_better(x: np.ndarray, target: np.ndarray, seed: int) -> bool:
+    """Whether the mean target of each value of `x` predicts `target` (rows × outputs) out of fold with at least
+    LEVEL_GAIN less squared error than the mean target of each of its quantile bins: what the values say beyond
+    how large they are, which a smooth function of the number cannot tell."""
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, LEVEL_BINS + 1)[1:-1]))
+    bins = np.searchsorted(edges, x, side="right")
+    fold = np.random.default_rng(seed).integers(0, LEVEL_FOLDS, len(x))
+    levels_error = bins_error = 0.0
+    for k in range(LEVEL_FOLDS):
+        fit, held = fold != k, fold == k
+        levels_error += _held_out_error(x, target, fit, held)
+        bins_error += _held_out_error(bins, target, fit, held)
+    return bool(levels_error < (1 - LEVEL_GAIN) * bins_error)
+
+
+def _held_out_error(keys: np.ndarray, target: np.ndarray, fit: np.ndarray, held: np.ndarray) -> float:
+    """Squared error on `held` rows of each key's mean target over `fit` rows, shrunk toward their overall mean."""
+    prior = target[fit].mean(axis=0)
+    values, index = np.unique(keys[fit], return_inverse=True)
+    sums = np.zeros((len(values), target.shape[1]))
+    np.add.at(sums, index, target[fit])
+    counts = np.bincount(index, minlength=len(values))[:, None]
+    means = (sums + LEVEL_PRIOR * prior) / (counts + LEVEL_PRIOR)
+    position = np.clip(np.searchsorted(values, keys[held]), 0, len(values) - 1)
+    seen = values[position] == keys[held]
+    predicted = np.where(seen[:, None], means[position], prior)
+    return float(((predicted - target[held]) ** 2).sum())
+
+
+def _target_matrix(values: pd.Series, task: Task) -> np.ndarray:
+    """The target as rows × outputs: one-hot classes, or the standardised value (NaN rows where it is missing)."""
+    if task.is_regression:
+        y = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        return ((y - np.nanmean(y)) / (np.nanstd(y) or 1.0))[:, None]
+    classes = values.astype("string")
+    one_hot = pd.get_dummies(classes).to_numpy(dtype=float)
+    one_hot[classes.isna().to_numpy()] = np.nan
+    return one_hot
 
 
 def _parse_dates(values: pd.Series) -> pd.Series:

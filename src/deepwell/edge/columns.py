@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from deepwell.edge import media
-from deepwell.edge.values import EdgeError, Table, is_missing, keys, numbers, wrong_values
+from deepwell.edge.values import EdgeError, Table, is_missing, keys, numbers, value_key, wrong_values
 
 CLIP = 8.0  # features/number.py: standardised values beyond ±CLIP are clipped
 UNKNOWN, MISSING = 0, 1  # features/category.py: reserved indices
@@ -83,6 +83,18 @@ class Category(Column):
         lookup = {key: i + 2 for i, key in enumerate(self.state["vocabulary"])}
         return np.array([MISSING if key is None else lookup.get(key, UNKNOWN) for key in
                          keys(table.columns[self.name])], dtype=np.int64)
+
+
+class Levels(Category):
+    """features/levels.py: a number column's values as categories, keyed as numbers."""
+
+    type = "levels"
+
+    def transform(self, table: Table, errors: dict[int, str]) -> np.ndarray:
+        x = numbers(table.columns[self.name], self.name, table.row_name, table.source)
+        lookup = {key: i + 2 for i, key in enumerate(self.state["vocabulary"])}
+        return np.array([MISSING if math.isnan(v) else lookup.get(value_key(float(v)), UNKNOWN) for v in x],
+                        dtype=np.int64)
 
 
 DATE_FORMATS = ("%m/%d/%Y", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y/%m/%d", "%Y/%m/%d %H:%M", "%d %b %Y",
@@ -351,7 +363,8 @@ class Audio(Files):
         return out
 
 
-PLAIN: dict[str, type[Column]] = {cls.type: cls for cls in (Number, Binary, Category, Date, Text, Image, Audio)}
+PLAIN: dict[str, type[Column]] = {cls.type: cls for cls in (Number, Binary, Category, Levels, Date, Text, Image,
+                                                             Audio)}
 
 
 def columns_of(preprocessor: dict[str, Any], folder: Path, pretrained: dict[str, dict[str, Any]],

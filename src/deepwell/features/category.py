@@ -31,9 +31,11 @@ class CategoryFeature(Feature):
         self.vocabulary = counts.index[: self.options.max_vocabulary].tolist()
 
     def transform(self, values: pd.Series, strict: bool = False) -> np.ndarray:
+        return self._indices(keys_of(values))
+
+    def _indices(self, keys: pd.Series) -> np.ndarray:
         lookup = self._lookup()
-        return np.array([MISSING if key is None else lookup.get(key, UNKNOWN) for key in keys_of(values)],
-                        dtype=np.int64)
+        return np.array([MISSING if key is None else lookup.get(key, UNKNOWN) for key in keys], dtype=np.int64)
 
     def _lookup(self) -> dict[str, int]:
         """value → index, built once per vocabulary (fit and set_state replace the list)."""

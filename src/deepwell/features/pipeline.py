@@ -22,6 +22,7 @@ from deepwell.features.binary import BinaryFeature
 from deepwell.features.category import CategoryFeature
 from deepwell.features.datetime import DatetimeFeature
 from deepwell.features.image import ImageFeature
+from deepwell.features.levels import LEVELS_SUFFIX, NumberLevelsFeature
 from deepwell.features.number import NumberFeature
 from deepwell.features.target import TargetEncoder
 from deepwell.features.text import TextFeature
@@ -35,7 +36,10 @@ STATE_VERSION = 1
 
 
 def make_feature(name: str, options: ColumnConfig, key: str | None = None) -> Feature:
-    """The feature class for a column's type (text with a pretrained encoder has its own)."""
+    """The feature class for a column's type (text with a pretrained encoder has its own; a number's levels are
+    keyed `<column>#levels`)."""
+    if key is not None and key.endswith(LEVELS_SUFFIX):
+        return NumberLevelsFeature(name, options, key)
     pretrained = {"text": options.text, "image": options.image, "audio": options.audio}.get(options.type)
     if pretrained is not None and pretrained.pretrained:
         from deepwell.features import pretrained as module
@@ -49,8 +53,11 @@ SENTENCE_SUFFIX = "#sentence"  # the network input of a text column's frozen sen
 
 
 def column_features(name: str, options: ColumnConfig) -> list[Feature]:
-    """A column's features: one, and for text with a sentence encoder also its frozen embeddings beside it."""
+    """A column's features: one; for text with a sentence encoder also its frozen embeddings beside it, for a
+    number with levels also its values as categories."""
     features = [make_feature(name, options)]
+    if options.type == "number" and options.levels is True:
+        features.append(make_feature(name, options, key=name + LEVELS_SUFFIX))
     text = options.text
     if options.type == "text" and text is not None and not text.pretrained \
             and text.sentence_encoder not in ("auto", "none"):

@@ -16,7 +16,7 @@ from deepwell.data.folders import SPLIT as FOLDER_SPLIT
 from deepwell.data.folders import TARGET as FOLDER_TARGET
 from deepwell.data.folders import folder_table
 from deepwell.data.identity import DataIdentity
-from deepwell.data.inference import infer_column_type, infer_task, profile_table
+from deepwell.data.inference import infer_column_type, infer_task, profile_table, resolve_levels
 from deepwell.data.io import TableLike, as_frame
 from deepwell.data.split import Splits, split_table
 from deepwell.errors import ConfigError, DataError, did_you_mean, listing, warn
@@ -64,6 +64,7 @@ def prepare(data: TableLike, target: str | None = None, config: ConfigLike = Non
     frame = labelled_rows(frame, resolved, source)
     frame, skipped = load_files(frame, resolved, base_dir_of(data), source)
     splits = split(frame, resolved, source)
+    resolve_levels(resolved, splits.train)
     resolve_sizes(resolved, len(splits.train))
     return Prepared(resolved, splits, run_source(data, source), frame, identity, skipped)
 
@@ -115,12 +116,13 @@ def _prepare_stream(data: str | Path, target: str | None, config: Config, epochs
                     preset: Preset | None, progress: bool) -> Prepared:
     """Column types and the task from the table's first rows, then the first streaming pass."""
     from deepwell.data.stream import TableStream
-    from deepwell.pipeline.streaming import HEAD_ROWS
+    from deepwell.pipeline.streaming import HEAD_ROWS, training_rows
 
     source = str(data)
     head = TableStream.open(data, config.data.batch_rows).head(HEAD_ROWS)
     resolved = resolve(head, source, target, config, epochs, seed, preset, streaming=True)
     resolved.data.streaming = "always"  # resolved: a resumed run streams too
+    resolve_levels(resolved, training_rows(head, resolved))
     return _stream_prepared(data, resolved, source, DataIdentity.of(data, head), progress)
 
 

@@ -174,6 +174,12 @@ def labelled(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
     return (frame, 0) if present.all() else (frame[present], int((~present).sum()))
 
 
+def training_rows(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The labelled rows of `frame` that the row hash puts in the training split."""
+    rows, _ = labelled(frame, config.target)
+    return rows[split_of(rows, config)[0] == TRAIN]
+
+
 def split_of(frame: pd.DataFrame, config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Each row's split code and its hash in [0, 1) (what the samples keep the smallest of)."""
     hashed = frame.drop(columns=[config.split.column]) if config.split.column else frame
