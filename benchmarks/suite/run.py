@@ -128,7 +128,8 @@ def summary(rows: list[dict]) -> dict:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [f"# Benchmark suite: deepwell defaults beside the best classical baseline ({meta['date']}, "
-             f"{meta['cpus']} CPUs, seeds {meta['seeds']})", "",
+             f"{meta['cpus']} CPUs, seeds {meta['seeds']}"
+             + (f"; resumed a run of {meta['resumed']}" if "resumed" in meta else "") + ")", "",
              "Test split of each dataset's fixed split — the mean over five fixed splits for a table under 2,000 rows "
              "(column 'splits'; its test set is a few dozen rows), the baseline chosen on validation per split. "
              "Accuracy (classification) or RMSE (regression). Gap: "
@@ -169,6 +170,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--work", default=None, help="folder for generated files and runs (default: temporary)")
     parser.add_argument("--stem", default=None, help="results file name (default: suite, suite-<part>, suite-only)")
+    parser.add_argument("--resume", action="store_true", help="keep the datasets the results file already has "
+                        "(a run that stopped part-way) and measure only the others")
     args = parser.parse_args()
     only = {n for n in args.only.split(",") if n}
     chosen = [d for d in SUITE if (args.part == "all" or d.part == args.part) and (not only or d.name in only)]
@@ -176,9 +179,15 @@ def main() -> None:
     stem = args.stem or ("suite" if args.part == "all" and not only else f"suite-{args.part if not only else 'only'}")
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "seeds": seeds}
     rows: list[dict] = []
+    if args.resume and (RESULTS / f"{stem}.json").is_file():
+        kept = json.loads((RESULTS / f"{stem}.json").read_text())
+        names = {d.name for d in chosen}
+        rows = [r for r in kept["datasets"] if r["name"] in names]
+        meta["resumed"] = f"{kept['meta']['date']} ({len(rows)} datasets kept)"
+    done = {r["name"] for r in rows}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
-        for dataset in chosen:
+        for dataset in (d for d in chosen if d.name not in done):
             rows.append(measure(dataset, work, seeds))
             r = rows[-1]
             print(f"{r['name']:18s} deepwell {r['deepwell_test']:.4f}  {r['baseline']['name']} "

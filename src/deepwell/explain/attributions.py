@@ -283,10 +283,14 @@ def _explained(preprocessor: Preprocessor, targets: np.ndarray | None, rows: int
 
 
 def _baselines(preprocessor: Preprocessor) -> dict[str, str]:
+    """Each column's baseline in words; a column with two features (a number and its levels) names both."""
     specs = preprocessor.encoder_specs()
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for feature in preprocessor.features:
         kind = (feature.type if feature.type in ("binary", "datetime") else "numeric") \
             if feature.block == NUMERIC_BLOCK else specs[feature.key]["kind"]
-        found.setdefault(feature.name, BASELINES.get(kind, "zeros"))
-    return found
+        said = "its levels: " + BASELINES["embedding"] if feature.type == "levels" else BASELINES.get(kind, "zeros")
+        found.setdefault(feature.name, [])
+        if said not in found[feature.name]:
+            found[feature.name].append(said)
+    return {name: "; ".join(words) for name, words in found.items()}

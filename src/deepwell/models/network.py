@@ -36,14 +36,52 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+class InputModules(nn.ModuleDict):
+    """The encoders by network input key. A key is a column name, which may hold a '.' that torch refuses in a module
+    name; it is stored escaped ('%' → '%25', '.' → '%2E': state keys stay one string per column, exactly reversible)
+    and every method here takes and gives the key itself."""
+
+    @staticmethod
+    def _stored(key: str) -> str:
+        return key.replace("%", "%25").replace(".", "%2E")
+
+    @staticmethod
+    def _key(stored: str) -> str:
+        return stored.replace("%2E", ".").replace("%25", "%")
+
+    def __getitem__(self, key: str) -> nn.Module:
+        return super().__getitem__(self._stored(key))
+
+    def __setitem__(self, key: str, module: nn.Module) -> None:
+        super().__setitem__(self._stored(key), module)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(self._stored(key))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(self._stored(key))
+
+    def __iter__(self):
+        return (self._key(stored) for stored in super().__iter__())
+
+    def keys(self):
+        return list(iter(self))
+
+    def items(self):
+        return [(self._key(stored), module) for stored, module in super().items()]
+
+    def pop(self, key: str) -> nn.Module:
+        return super().pop(self._stored(key))
+
+
 class TabularNetwork(nn.Module):
     def __init__(self, inputs: dict[str, dict[str, Any]], config: ModelConfig, output_dim: int) -> None:
         super().__init__()
         if config.periodic_scale == "auto":  # unresolved (no race ran, pipeline/race.py): what auto is without one
             config = config.model_copy(update={"periodic_scale": SMOOTH_SCALE})
         self.architecture = {"inputs": inputs, "model": config.model_dump(mode="json"), "output_dim": output_dim}
-        self.encoders = nn.ModuleDict({key: build_encoder(spec, config.embedding_dropout, config.numeric_embedding,
-                                                          config.periodic_scale) for key, spec in inputs.items()})
+        self.encoders = InputModules({key: build_encoder(spec, config.embedding_dropout, config.numeric_embedding,
+                                                      config.periodic_scale) for key, spec in inputs.items()})
         width_in = sum(encoder.output_dim for encoder in self.encoders.values())
         width = config.hidden_width
         act = ACTIVATIONS[config.activation]
