@@ -126,3 +126,20 @@ def test_the_edge_runtime_and_the_explanations_take_the_levels_as_part_of_their_
     assert a.baselines["site.rate"].endswith("its levels: an unseen category")
     np.testing.assert_allclose(a.values.sum(axis=1), np.asarray(a.output) - np.asarray(a.baseline_output),
                                atol=0.005)  # completeness: the levels' share is counted in the rate's column
+
+
+def test_a_streamed_table_decides_levels_on_its_head_and_counts_them_over_its_training_rows(tmp_path):
+    from deepwell.data.stream import TRAIN
+    from deepwell.pipeline.fit import fit_preprocessor
+    from deepwell.pipeline.streaming import split_of
+
+    coded_table(rows=3000).to_parquet(tmp_path / "rows.parquet", index=False)
+    config = {"data": {"streaming": "always", "batch_rows": 1000, "sample_rows": 1000}}
+    prepared = prepare(tmp_path / "rows.parquet", "group", config)
+    assert prepared.config.columns["rate"].levels is True and prepared.config.columns["noise"].levels is False
+    streamed = fit_preprocessor(prepared.config, prepared.splits, prepared.stream)
+    whole = pd.read_parquet(tmp_path / "rows.parquet")
+    train = whole[split_of(whole, prepared.config)[0] == TRAIN]
+    counts = train["rate"].map(lambda v: str(int(v)) if float(v).is_integer() else repr(float(v))).value_counts()
+    levels = next(f for f in streamed.features if f.key == "rate#levels")
+    assert sorted(levels.vocabulary) == sorted(counts[counts >= 2].index)
