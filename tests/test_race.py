@@ -80,7 +80,7 @@ def test_auto_trains_the_network_that_setting_the_winner_would():
     frame = pd.DataFrame({"code": code.astype(float), "noise": rng.normal(size=rows),
                           "y": np.where(code % 2 == 0, "even", "odd")})
     settings = {"target": "y", "task": "binary", "preset": "balanced",
-                "columns": {"code": {"type": "number"}, "noise": {"type": "number"}},
+                "columns": {"code": {"type": "number", "levels": False}, "noise": {"type": "number"}},
                 "model": {"hidden_layers": 1, "hidden_width": 32, "ensemble_size": 1},
                 "training": {"epochs": 5, "batch_size": 128, "seed": 0, "device": "cpu", "threads": 1}}
     prepared = prepare(frame, "y", settings)

@@ -96,10 +96,11 @@ def _numeric_type(name: object, values: pd.Series) -> tuple[str, str]:
 
 
 LEVEL_BINS, LEVEL_GAIN, LEVEL_FOLDS, LEVEL_PRIOR = 10, 0.02, 5, 5.0
-"""The levels screen: a number's values, told apart, must cut the out-of-fold error of its LEVEL_BINS quantile bins
-by LEVEL_GAIN (per-value means shrunk toward the fold's mean by LEVEL_PRIOR rows). Chosen on the suite's tune part
-(results/ablation-levels.md): it keeps Adult's capital gains, Boston's tax rates and fishing's catch rates, and
-leaves out ages and incomes, whose levels only fitted noise (chile, participation, slid)."""
+"""The levels screen: a number's values, told apart, must predict the target out of fold with LEVEL_GAIN less squared
+error than a piecewise-linear function of its size through LEVEL_BINS quantile bins (per-value means shrunk toward the
+fold's mean by LEVEL_PRIOR rows). Chosen on the suite's tune part (results/ablation-levels.md): it keeps Adult's capital
+gains, Boston's tax rates and fishing's catch rates, and leaves out ages and incomes, whose levels only fitted noise
+(chile, participation, slid), and finely measured numbers (diamonds' carats), which a smooth function follows."""
 
 
 def resolve_levels(config: Config, train: pd.DataFrame) -> Config:
@@ -132,17 +133,26 @@ def repeats_as_levels(values: pd.Series, repeats: float, max_levels: int) -> boo
 
 def levels_predict_better(x: np.ndarray, target: np.ndarray, seed: int) -> bool:
     """Whether the mean target of each value of `x` predicts `target` (rows × outputs) out of fold with at least
-    LEVEL_GAIN less squared error than the mean target of each of its quantile bins: what the values say beyond
-    how large they are, which a smooth function of the number cannot tell."""
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, LEVEL_BINS + 1)[1:-1]))
-    bins = np.searchsorted(edges, x, side="right")
+    LEVEL_GAIN less squared error than a piecewise-linear function of `x` through the mean target of its quantile
+    bins: what the values say beyond how large they are, which a smooth function of the number cannot tell."""
     fold = np.random.default_rng(seed).integers(0, LEVEL_FOLDS, len(x))
-    levels_error = bins_error = 0.0
+    levels_error = smooth_error = 0.0
     for k in range(LEVEL_FOLDS):
         fit, held = fold != k, fold == k
         levels_error += _held_out_error(x, target, fit, held)
-        bins_error += _held_out_error(bins, target, fit, held)
-    return bool(levels_error < (1 - LEVEL_GAIN) * bins_error)
+        smooth_error += _smooth_error(x, target, fit, held)
+    return bool(levels_error < (1 - LEVEL_GAIN) * smooth_error)
+
+
+def _smooth_error(x: np.ndarray, target: np.ndarray, fit: np.ndarray, held: np.ndarray) -> float:
+    """Squared error on `held` rows of the line through each quantile bin's (mean x, mean target) over `fit` rows."""
+    edges = np.unique(np.quantile(x[fit], np.linspace(0, 1, LEVEL_BINS + 1)[1:-1]))
+    _, index = np.unique(np.searchsorted(edges, x[fit], side="right"), return_inverse=True)
+    counts = np.bincount(index)
+    centre = np.bincount(index, weights=x[fit]) / counts
+    predicted = np.column_stack([np.interp(x[held], centre, np.bincount(index, weights=column) / counts)
+                                 for column in target[fit].T])
+    return float(((predicted - target[held]) ** 2).sum())
 
 
 def _held_out_error(keys: np.ndarray, target: np.ndarray, fit: np.ndarray, held: np.ndarray) -> float:
