@@ -14,6 +14,7 @@ import yaml
 import deepwell as dw
 from deepwell.config import ColumnConfig
 from deepwell.data.inference import repeats_as_levels
+from deepwell.edge.values import value_key
 from deepwell.features.category import MISSING, UNKNOWN
 from deepwell.features.pipeline import Preprocessor
 from deepwell.features.target import TargetEncoder
@@ -140,6 +141,6 @@ def test_a_streamed_table_decides_levels_on_its_head_and_counts_them_over_its_tr
     streamed = fit_preprocessor(prepared.config, prepared.splits, prepared.stream)
     whole = pd.read_parquet(tmp_path / "rows.parquet")
     train = whole[split_of(whole, prepared.config)[0] == TRAIN]
-    counts = train["rate"].map(lambda v: str(int(v)) if float(v).is_integer() else repr(float(v))).value_counts()
+    counts = train["rate"].map(value_key).value_counts()
     levels = next(f for f in streamed.features if f.key == "rate#levels")
     assert sorted(levels.vocabulary) == sorted(counts[counts >= 2].index)
