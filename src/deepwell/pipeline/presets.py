@@ -52,12 +52,18 @@ AUTO_CHARACTERS = 4
 """text.characters: auto where the bag has no sentence encoder beside it. Suite, own tokenizer alone, 3 seeds
 (results/ablation-characters-alone.md): sms 0.9849 → 0.9885, debian-packages 0.7339 → 0.7678, at twice the
 training time; beside MiniLM they add 0.04 pt (results/ablation-characters.md), so there it stays off."""
+ALONE_POOLING = "sqrt"
+"""text.pooling: auto where the bag has no sentence encoder beside it (else mean). Own tokenizer alone, 3 seeds
+(results/ablation-text-pooling.md): √n over the mean took all four text sets up (sms +0.15, debian-packages
++0.33, holdout man-names +0.13, man-descriptions +0.70 pt); beside MiniLM it took them down (2 seeds: man-names
+−1.1, man-descriptions −2.3 pt; likely the larger bag crowding the sentence embedding out), so there the mean stays."""
 
 
 def resolve_text_encoders(config: Config) -> Config:
     """`text.sentence_encoder: auto` → MiniLM's frozen sentence embeddings beside the column's own encoder when
     the package (and transformers) is installed and the preset is not fast; else none. `text.characters: auto`
-    → character n-grams where the bag stands alone (in place)."""
+    → character n-grams where the bag stands alone; `text.pooling: auto` → √n pooling where it stands alone, the
+    mean beside a sentence encoder (in place)."""
     from deepwell.config import TextOptions
 
     for column in config.columns.values():
@@ -69,9 +75,11 @@ def resolve_text_encoders(config: Config) -> Config:
         if text.sentence_encoder == "auto":
             usable = config.preset != "fast" and not text.pretrained and _installed(SENTENCE_ENCODER)
             text.sentence_encoder = SENTENCE_ENCODER if usable else "none"
+        alone = text.sentence_encoder == "none" and not text.pretrained and text.encoder == "bag"
         if text.characters == "auto":
-            alone = text.sentence_encoder == "none" and not text.pretrained and text.encoder == "bag"
             text.characters = AUTO_CHARACTERS if alone and config.preset != "fast" else 0
+        if text.pooling == "auto":
+            text.pooling = ALONE_POOLING if alone else "mean"
     return config
 
 
