@@ -150,8 +150,8 @@ class TextOptions(PretrainedOptions):
     pooling: Literal["auto", "mean", "sqrt"] = Field(
         "auto", description="bag encoder: how a text's token vectors are pooled; mean: their sum / n; sqrt: their "
         "sum / √n, so a long text's telling tokens are not diluted by its plain ones (as TF-IDF's L2 norm); auto: "
-        "sqrt where no sentence encoder sits beside the bag, else mean (beside one, sqrt's larger bag crowds it "
-        "out: benchmarks/results/ablation-text-pooling.md)")
+        "sqrt where no sentence encoder sits beside the bag, else mean (beside one, sqrt lost on the suite: "
+        "benchmarks/results/ablation-text-pooling.md)")
     ngrams: int = Field(2, ge=1, le=3, description="bag encoder: also embed runs of up to this many tokens seen at "
                         "least min_frequency times in training (like fastText's word n-grams); 1: tokens only")
     characters: Annotated[int, Field(ge=0, le=6)] | Literal["auto"] = Field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -132,7 +132,7 @@ class BagOfTokensEncoder(nn.Module):
     INITIAL_STD = 0.1
 
     def __init__(self, num_embeddings: int, dim: int, dropout: float = 0.0, split: int | None = None,
-                 pooling: str = "mean") -> None:
+                 pooling: Literal["mean", "sqrt"] = "mean") -> None:
         """`split`: the ids from this column on (a text's character n-grams) are pooled apart from those
         before it, and the two concatenated."""
         super().__init__()
