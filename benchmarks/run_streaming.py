@@ -9,7 +9,8 @@ the two streaming passes' time (summaries, then chunks on disk), training rows p
 epochs / training seconds), peak resident memory of the training process, test accuracy on every test row beside
 the majority baseline and a logistic regression fitted on the training sample's numbers and categories. Beside
 the streamed rate, the same network and batch size trained in memory on the table's first million rows (the
-trainer's own ceiling on this machine: what streaming could reach at best).
+trainer's own rate on this machine: what streaming could reach at best), and the machine's ceiling for the network:
+its matrix multiplies alone at the best float32 rate measured here.
 
 Writes benchmarks/results/streaming.json and streaming.md. Run it alone on the machine.
 """
@@ -118,7 +119,28 @@ def in_memory(folder: Path, batch_size: int, rows: int = 1_000_000) -> dict:
         model = dw.train(frame, "label", config=config, output=output, seed=0, quiet=True, track=False, epochs=1)
     training = model.metrics.training
     return {"in_memory_rows_per_s": round(model.metrics.split["train"] / training.seconds),
-            "in_memory_parameters": training.parameters}
+            "in_memory_parameters": training.parameters, **compute_ceiling(model.network, batch_size)}
+
+
+def compute_ceiling(network, batch_size: int) -> dict:
+    """The most training rows per second this machine's matrix multiplies allow the network: its dense layers'
+    multiply-adds per row × 6 (forward 2; backward 4: the input's and the weights' gradients) against the best
+    float32 matmul rate measured here on any of the network's layer shapes, every other operation taken as free."""
+    import torch
+
+    linears = [m for m in network.modules() if isinstance(m, torch.nn.Linear)]
+    flops_per_row = 6 * sum(m.in_features * m.out_features for m in linears)
+    best_rate = 0.0
+    for shape in {(m.in_features, m.out_features) for m in linears}:
+        a, b = torch.randn(batch_size, shape[0]), torch.randn(*shape)
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(50):
+                a @ b
+            best_rate = max(best_rate, 2 * batch_size * shape[0] * shape[1] * 50 / (time.perf_counter() - started))
+    matmul_gflops = best_rate / 1e9
+    return {"flops_per_training_row": flops_per_row, "matmul_gflops": round(matmul_gflops, 1),
+            "ceiling_rows_per_s": round(matmul_gflops * 1e9 / flops_per_row), "threads": torch.get_num_threads()}
 
 
 def linear_baseline(folder: Path, sample_rows: int = 200_000) -> float:
@@ -183,6 +205,9 @@ def markdown(row: dict) -> str:
         f"| training rows per second | {row['rows_per_s']:,} |",
         f"| the same network and batch in memory (first 1M rows), rows per second | "
         f"{row.get('in_memory_rows_per_s', 0):,} |",
+        f"| the ceiling: matmul rate measured here ({row.get('matmul_gflops', 0)} GFLOP/s, float32, "
+        f"{row.get('threads', 0)} threads) / the dense layers' {row.get('flops_per_training_row', 0):,} FLOPs per "
+        f"training row, all else free | {row.get('ceiling_rows_per_s', 0):,} |",
         f"| peak resident memory of the training process | {row['peak_rss_mb']:,} MB |",
         f"| largest peak of one of its worker processes (pass 2; they share the parent's pages) | "
         f"{row.get('worker_peak_rss_mb', 0):,} MB |",
