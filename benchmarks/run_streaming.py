@@ -130,17 +130,16 @@ def compute_ceiling(network, batch_size: int) -> dict:
 
     linears = [m for m in network.modules() if isinstance(m, torch.nn.Linear)]
     flops_per_row = 6 * sum(m.in_features * m.out_features for m in linears)
-    best_rate = 0.0
-    for shape in {(m.in_features, m.out_features) for m in linears}:
-        a, b = torch.randn(batch_size, shape[0]), torch.randn(*shape)
-        for _ in range(5):
+    repeats, best_rate = 50, 0.0
+    for rows_in, rows_out in {(m.in_features, m.out_features) for m in linears}:
+        a, b = torch.randn(batch_size, rows_in), torch.randn(rows_in, rows_out)
+        for _ in range(5):  # the best of five timings
             started = time.perf_counter()
-            for _ in range(50):
+            for _ in range(repeats):
                 a @ b
-            best_rate = max(best_rate, 2 * batch_size * shape[0] * shape[1] * 50 / (time.perf_counter() - started))
-    matmul_gflops = best_rate / 1e9
-    return {"flops_per_training_row": flops_per_row, "matmul_gflops": round(matmul_gflops, 1),
-            "ceiling_rows_per_s": round(matmul_gflops * 1e9 / flops_per_row), "threads": torch.get_num_threads()}
+            best_rate = max(best_rate, 2 * batch_size * rows_in * rows_out * repeats / (time.perf_counter() - started))
+    return {"flops_per_training_row": flops_per_row, "matmul_gflops": round(best_rate / 1e9, 1),
+            "ceiling_rows_per_s": round(best_rate / flops_per_row), "threads": torch.get_num_threads()}
 
 
 def linear_baseline(folder: Path, sample_rows: int = 200_000) -> float:
