@@ -88,3 +88,23 @@ def test_an_ablation_variant_reads_dotted_settings_and_keeps_a_bracketed_pair_wh
     name, settings = parse_variant("sharp: model.periodic_scale=[0.1, 30], model.dropout=0.3,training.seed=1")
     assert name == "sharp"
     assert settings == {"model": {"periodic_scale": [0.1, 30], "dropout": 0.3}, "training": {"seed": 1}}
+
+
+def test_text_ceiling_counts_the_errors_of_averaged_networks_and_reports_rows_every_seed_misses():
+    from benchmarks.suite import text_ceiling
+
+    # two networks, three rows: each alone misses a different row; averaged, only the row both lean wrong on
+    probabilities = np.array([[[0.9, 0.1], [0.4, 0.6], [0.45, 0.55]],
+                              [[0.3, 0.7], [0.2, 0.8], [0.45, 0.55]]])
+    labels = np.array([0, 1, 0])
+    assert text_ceiling.errors(probabilities[:1], labels).tolist() == [2]
+    assert text_ceiling.errors(probabilities[1:], labels).tolist() == [0, 2]
+    assert text_ceiling.errors(probabilities, labels).tolist() == [2]
+    report = {"dataset": "toy", "date": "today", "seeds": [1, 2], "networks": 10, "test_rows": 100,
+              "errors": {"one": [3, 5], "default": [2, 2], "all": [2, 1], "pooled": 1},
+              "always_wrong": [{"row": 7, "label": "spam", "probability": 0.12, "text": "win a prize"}],
+              "classical": [{"model": "words", "accuracy": 0.97, "errors": [7, 9, 11]}]}
+    page = text_ceiling.markdown(report)
+    assert "| 5 | 2 | 2 | 0.9800 |" in page  # the default ensemble: 4 errors over 2 × 100 rows
+    assert "- spam, 0.12: win a prize" in page
+    assert "| words | 0.9700 | 3 | 1 |" in page  # one of its three errors is a row every seed misses
