@@ -137,6 +137,41 @@ def test_a_run_stopped_while_still_learning_fast_is_stopped_too_early_not_underf
     assert "36.0 points of accuracy better" in diagnosis.summary
 
 
+def test_a_test_split_far_worse_than_validation_is_named_and_one_within_noise_is_not():
+    from deepwell.evaluation.diagnosis import diagnose
+    from deepwell.evaluation.results import SplitScores
+
+    # the demo's digits: later writers in the test folder, validation 0.9963 of 269 rows, test 0.9511 of 266
+    history, metrics, config = stopped_after(16, list(np.geomspace(2.3, 1.0, 16)), validation_rows=269)
+    metrics.validation = SplitScores(269, {"accuracy": 0.9963}, {"accuracy": 0.1})
+    metrics.test = SplitScores(266, {"accuracy": 0.9511}, {"accuracy": 0.1})
+    diagnosis = diagnose(history, metrics, config)
+    assert diagnosis.evidence["test_error"] == pytest.approx(0.0489)
+    assert diagnosis.evidence["test_gap_in_noise_units"] == pytest.approx(3.3, abs=0.1)
+    assert "The test split's error (0.0489) is 0.0452 above validation's (0.0037)" in diagnosis.summary
+    assert "266 test and 269 validation rows" in diagnosis.summary
+    metrics.test = SplitScores(266, {"accuracy": 0.968}, {"accuracy": 0.1})  # 2.5 noise units: chance can do it
+    diagnosis = diagnose(history, metrics, config)
+    assert diagnosis.evidence["test_gap_in_noise_units"] == pytest.approx(2.5, abs=0.05)
+    assert "test split" not in diagnosis.summary
+    metrics.test = None
+    assert "test_error" not in diagnose(history, metrics, config).evidence
+
+
+def test_a_regression_test_rmse_above_validation_is_not_called_a_shift():
+    """A few outliers among the test rows move an RMSE far beyond its normal-residual noise: not judged."""
+    from deepwell.evaluation.diagnosis import diagnose
+    from deepwell.evaluation.results import RunMetrics, SplitScores
+
+    history, metrics, config = stopped_after(16, list(np.geomspace(2.3, 1.0, 16)))
+    scores = {"train": SplitScores(398, {"rmse": 2.0}, {"rmse": 9.0}),
+              "validation": SplitScores(76, {"rmse": 3.0}, {"rmse": 9.0}),
+              "test": SplitScores(76, {"rmse": 4.3}, {"rmse": 9.0})}  # boston: test RMSE 2.0–4.3 over its five splits
+    regression = RunMetrics(task=dw.Task.REGRESSION, target="value", training=metrics.training, **scores)
+    diagnosis = diagnose(history, regression, config)
+    assert "test split" not in diagnosis.summary and "test_error" not in diagnosis.evidence
+
+
 def test_a_run_whose_training_loss_has_flattened_is_still_underfit():
     from deepwell.evaluation.diagnosis import diagnose
 

@@ -7,7 +7,9 @@ error, judged against the sampling noise a validation set of that size carries; 
 training error with the error achievable on this data — estimated by a classical reference learner
 (evaluation/reference.py: gradient boosting on tables, a linear model on TF-IDF, pixels or log-mel statistics
 otherwise), else by how much of the trivial baseline's error is removed. Whatever the verdict, the summary says
-so when that simple model beats the network on validation, and by how much.
+so when that simple model beats the network on validation, and by how much — and, for classes, when the test
+split scores worse than validation by more than sampling noise explains (test rows from elsewhere: other writers,
+another period).
 Curves add the rest: a validation loss climbing from its minimum while the training loss falls
 (overfitting), or both still falling when the epoch budget ran out (not converged).
 """
@@ -29,6 +31,7 @@ BIAS_SKILL = 0.5  # a model removing less than half the baseline's error on its 
 RELATIVE_GAP = 0.25  # a significant gap this large a share of the validation error is variance
 LOSS_RISE = 1.0  # validation loss doubled from its minimum by the last epoch (while training loss fell by half)
 STILL_LEARNING = -0.02  # training loss still falling 2% or more per epoch at the end: not done learning
+TEST_SHIFT = 3.0  # test error this many noise units above validation's: more than chance explains
 
 
 @dataclass
@@ -88,7 +91,29 @@ def diagnose(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any])
                               f"validation error of {evidence['reference_validation_error']:.4f} "
                               f"({evidence['error']}), {unit} better than the network's "
                               f"{evidence['validation_error']:.4f}.")
+    diagnosis.summary += _test_shift(metrics, diagnosis.evidence)
     return diagnosis
+
+
+def _test_shift(metrics: RunMetrics, evidence: dict[str, Any]) -> str:
+    """A sentence when the test split scores worse than validation by more than chance explains (the test rows
+    likely come from elsewhere: other writers, speakers, a later period), else nothing; the numbers go into
+    `evidence` whenever there is a test split. Classes only: a regression's RMSE noise here assumes normal
+    residuals, and one outlier among a few dozen test rows moves the RMSE far more than that."""
+    task, validation, test = metrics.task, metrics.validation, metrics.test
+    if test is None or not test.rows or task.is_regression:
+        return ""
+    val_err, test_err = validation.error(task), test.error(task)
+    noise = math.hypot(sampling_noise(task, val_err, validation.rows), sampling_noise(task, test_err, test.rows))
+    evidence["test_error"] = round(test_err, 4)
+    evidence["test_gap_in_noise_units"] = round((test_err - val_err) / noise, 2) if noise > 0 else None
+    if noise <= 0 or test_err - val_err <= TEST_SHIFT * noise:
+        return ""
+    return (f" The test split's error ({test_err:.4f}) is {test_err - val_err:.4f} above validation's "
+            f"({val_err:.4f}): {(test_err - val_err) / noise:.1f}× the noise expected from {test.rows} test and "
+            f"{validation.rows} validation rows, more than chance explains. The test rows likely differ from "
+            "those trained and validated on (another source, period or person): on data like them, expect the "
+            "test score, not the validation score.")
 
 
 def _judge(history: pd.DataFrame, metrics: RunMetrics, config: dict[str, Any]) -> Diagnosis:
