@@ -100,7 +100,8 @@ def test_text_ceiling_counts_the_errors_of_averaged_networks_and_reports_rows_ev
     assert text_ceiling.errors(probabilities[:1], labels).tolist() == [2]
     assert text_ceiling.errors(probabilities[1:], labels).tolist() == [0, 2]
     assert text_ceiling.errors(probabilities, labels).tolist() == [2]
-    report = {"dataset": "toy", "date": "today", "seeds": [1, 2], "networks": 10, "test_rows": 100,
+    report = {"dataset": "toy", "date": "today", "seeds": [1, 2], "networks": 10, "default_members": 5,
+              "test_rows": 100,
               "errors": {"one": [3, 5], "default": [2, 2], "all": [2, 1], "pooled": 1},
               "always_wrong": [{"row": 7, "label": "spam", "probability": 0.12, "text": "win a prize"}],
               "classical": [{"model": "words", "accuracy": 0.97, "errors": [7, 9, 11]}]}

@@ -4,7 +4,8 @@
 
 On the dataset's fixed split, trains deepwell's defaults with the own tokenizer alone (no sentence encoder) and
 `model.ensemble_size: NETWORKS` once per seed, keeps every network's test probabilities, and reports the errors of
-the first network, of the first five (the default ensemble on a set this size), of all of a seed's networks, and of
+the first network, of the first few (the members the preset gives the set: the default ensemble), of all of a seed's
+networks, and of
 every network of every seed averaged (the limit more networks approach), and which test rows every seed's default
 ensemble gets wrong. Beside them, classical models on features learned from the same training rows (TF-IDF with
 sublinear counts: word 1–2-grams with logistic regression, character n-grams with a linear SVM) and which of those
@@ -28,16 +29,15 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.suite.datasets import SUITE  # noqa: E402
 from benchmarks.suite.run import RESULTS  # noqa: E402
 
-DEFAULT_MEMBERS = 5  # the balanced preset's ensemble on a set of a few thousand training rows (presets.py)
-
 
 def text_column(frame, target: str) -> str:
     return next(c for c in frame.columns if c not in (target, "split"))
 
 
 def network_probabilities(frame, target: str, column: str, seed: int,
-                          networks: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """[networks, rows, classes] test probabilities of each member, the test labels (class indices), the texts."""
+                          networks: int) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """[networks, rows, classes] test probabilities of each member, the test labels (class indices), the texts, and
+    how many members the default ensemble has (the first that many of the networks: presets.member_configs)."""
     import torch
 
     from deepwell.inference.network import network_outputs
@@ -45,16 +45,19 @@ def network_probabilities(frame, target: str, column: str, seed: int,
     from deepwell.pipeline.prepare import prepare
 
     config = {"target": target, "split": {"column": "split"}, "training": {"seed": seed},
-              "model": {"ensemble_size": networks},
               "columns": {column: {"type": "text", "text": {"sentence_encoder": "none"}}}}
     prepared = prepare(frame, target, config)
-    fitted = fit(prepared.config, prepared.splits)
+    default = int(prepared.config.model.ensemble_size)
+    resolved = prepared.config.model_copy(deep=True)
+    resolved.model.ensemble_size = max(networks, default)
+    fitted = fit(resolved, prepared.splits)
     test = fitted.preprocessor.transform(prepared.splits.test)
     labels = fitted.preprocessor.transform_target(prepared.splits.test).numpy()
     members = list(getattr(fitted.network, "members", [fitted.network]))
     device = torch.device(fitted.device)
     texts = prepared.splits.test[column].astype(str).tolist()
-    return np.stack([network_outputs(m, test, fitted.config.task, device) for m in members]), labels, texts
+    probabilities = np.stack([network_outputs(m, test, fitted.config.task, device) for m in members])
+    return probabilities, labels, texts, default
 
 
 def errors(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -98,7 +101,7 @@ def markdown(report: dict) -> str:
              f"Test split: {rows} rows (one error: {100 / rows:.2f} pt). Errors of the averaged networks per seed.", "",
              "| networks averaged | " + " | ".join(f"seed {s}" for s in report["seeds"]) + " | mean accuracy |",
              "|---|" + "---:|" * (len(report["seeds"]) + 1)]
-    for label, key in ((1, "one"), (DEFAULT_MEMBERS, "default"), (n, "all")):
+    for label, key in ((1, "one"), (report["default_members"], "default"), (n, "all")):
         counts = report["errors"][key]
         accuracy = 1 - sum(counts) / (len(counts) * rows)
         lines.append(f"| {label} | " + " | ".join(str(c) for c in counts) + f" | {accuracy:.4f} |")
@@ -125,23 +128,25 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     started = time.strftime("%Y-%m-%d %H:%M")
     with tempfile.TemporaryDirectory() as work:
-        frame = next(iter(dataset.frames(Path(work))))
+        frame = dataset.frame(Path(work))
     column = text_column(frame, dataset.target)
     runs = [network_probabilities(frame, dataset.target, column, seed, args.networks) for seed in seeds]
-    _, labels, texts = runs[0]
+    _, labels, texts, default = runs[0]
     if texts != frame[frame.split == "test"][column].astype(str).tolist():
         raise RuntimeError("the prepared test rows are not in the table's order: the classical errors would not match")
-    pooled = np.concatenate([p for p, _, _ in runs])
-    always = sorted(set.intersection(*(set(errors(p[:DEFAULT_MEMBERS], labels).tolist()) for p, _, _ in runs)))
+    seeded = [p for p, _, _, _ in runs]
+    pooled = np.concatenate(seeded)
+    mean = pooled.mean(axis=0)
+    always = sorted(set.intersection(*(set(errors(p[:default], labels).tolist()) for p in seeded)))
     classes = sorted(frame[dataset.target].unique())
     report = {"dataset": dataset.name, "date": started, "seeds": seeds, "networks": args.networks,
-              "test_rows": len(labels),
-              "errors": {"one": [len(errors(p[:1], labels)) for p, _, _ in runs],
-                         "default": [len(errors(p[:DEFAULT_MEMBERS], labels)) for p, _, _ in runs],
-                         "all": [len(errors(p, labels)) for p, _, _ in runs],
+              "default_members": default, "test_rows": len(labels),
+              "errors": {"one": [len(errors(p[:1], labels)) for p in seeded],
+                         "default": [len(errors(p[:default], labels)) for p in seeded],
+                         "all": [len(errors(p, labels)) for p in seeded],
                          "pooled": len(errors(pooled, labels))},
               "always_wrong": [{"row": int(i), "label": str(classes[labels[i]]), "text": texts[i],
-                                "probability": round(float(pooled.mean(axis=0)[i, labels[i]]), 3)} for i in always],
+                                "probability": round(float(mean[i, labels[i]]), 3)} for i in always],
               "classical": classical(frame, dataset.target, column)}
     stem = RESULTS / f"text-ceiling-{dataset.name}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
